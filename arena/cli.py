@@ -1,0 +1,271 @@
+"""The `arena` command line: play, leaderboard, games, db upgrade, ratings rebuild."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from agents.base import Agent
+from agents.specs import AgentSpec, SpecError, build_agent, parse_specs
+from arena import ratings
+from arena.engine import InvalidMovePolicy
+from arena.recorder import Recorder
+from arena.runner import Match, MatchResult, Seat, play_matches
+from arena.store.database import StoreError, create, database_url, migrate, open_database
+from arena.store.episodes import AgentConflict
+from arena.store.writer import Writer
+from games import catalog
+
+console = Console()
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def _policy(text: str) -> InvalidMovePolicy:
+    try:
+        return InvalidMovePolicy.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="arena", description="An arena where LLMs play TextArena games.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    db_help = "SQLAlchemy database URL (default: $ARENA_DB or sqlite:///arena.db)"
+
+    play = commands.add_parser("play", help="play games locally and store them")
+    play.add_argument("env_id")
+    play.add_argument("--agents", required=True, help="comma-separated agent specs, one per seat")
+    play.add_argument("--games", type=int, default=1)
+    play.add_argument("--seed", type=int, default=None, help="seed of the first game (default: random)")
+    play.add_argument("--concurrency", type=int, default=16)
+    play.add_argument("--invalid-moves", type=_policy, default=InvalidMovePolicy(),
+                      metavar="POLICY", help="textarena (default), forfeit or retry:N")
+    play.add_argument("--move-timeout", type=float, default=60.0, help="seconds per move before forfeit")
+    play.add_argument("--tag", action="append", default=[], help="tag stored on every episode")
+    play.add_argument("--db", help=db_help)
+
+    board = commands.add_parser("leaderboard", help="ratings per env or overall")
+    board.add_argument("--env", help="one env id (default: overall)")
+    board.add_argument("--json", action="store_true")
+    board.add_argument("--db", help=db_help)
+
+    games = commands.add_parser("games", help="the game catalog")
+    games.add_argument("--json", action="store_true")
+    games.add_argument("--all", action="store_true", help="include games that cannot run here")
+
+    db = commands.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"])
+    db.add_argument("--db", help=db_help)
+
+    rate = commands.add_parser("ratings", help="rating maintenance")
+    rate.add_argument("action", choices=["rebuild"])
+    rate.add_argument("--db", help=db_help)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `arena` console script."""
+    args = build_parser().parse_args(argv)
+    handler = {"play": cmd_play, "leaderboard": cmd_leaderboard, "games": cmd_games,
+               "db": cmd_db, "ratings": cmd_ratings}[args.command]
+    try:
+        return handler(args)
+    except (UsageError, SpecError, StoreError, catalog.GameError, AgentConflict) as error:
+        print(f"arena: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("arena: interrupted; unfinished games were recorded as aborted", file=sys.stderr)
+        return 130
+
+
+# --- play -----------------------------------------------------------------------------------
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """Validate everything, then play the games and print the results table."""
+    if args.games < 1 or args.concurrency < 1:
+        raise UsageError("--games and --concurrency must be at least 1")
+    specs = parse_specs(args.agents)
+    catalog.require_playable(args.env_id, len(specs))
+    agents = _unique_agents(specs)
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    engine = open_database(args.db)
+    try:
+        results, ids = asyncio.run(_play(args, specs, agents, seed, engine))
+    finally:
+        engine.dispose()
+    _print_play_summary(args, specs, seed, results, ids)
+    return 0
+
+
+def _unique_agents(specs: Sequence[AgentSpec]) -> dict[str, Agent]:
+    """One agent object per distinct name."""
+    agents: dict[str, Agent] = {}
+    for spec in specs:
+        if spec.name not in agents:
+            agents[spec.name] = build_agent(spec)
+    return agents
+
+
+async def _play(args: argparse.Namespace, specs: Sequence[AgentSpec], agents: dict[str, Agent],
+                seed: int, engine) -> tuple[list[MatchResult], list[int]]:
+    for agent in agents.values():
+        await _start_agent(agent)
+    writer = Writer(engine)
+    try:
+        recorder = Recorder(writer)
+        ids = await recorder.register([(s.name, s.kind, s.text) for s in specs])
+        seats = [Seat(agents[s.name], agent_id) for s, agent_id in zip(specs, ids, strict=True)]
+        matches = [Match(args.env_id, seed + i, _rotate(seats, i), args.invalid_moves, args.move_timeout,
+                         args.tag) for i in range(args.games)]
+        with _progress(args.games, args.env_id) as advance:
+            results = await play_matches(matches, recorder, args.concurrency, on_result=advance)
+        return results, ids
+    finally:
+        for agent in agents.values():
+            await agent.close()
+        writer.close()
+
+
+async def _start_agent(agent: Agent) -> None:
+    try:
+        await agent.start()
+    except Exception as error:  # noqa: BLE001 - reported as a usage error naming the agent
+        raise UsageError(f"agent '{agent.name}' cannot start: {error}") from error
+
+
+def _rotate(seats: Sequence[Seat], i: int) -> list[Seat]:
+    k = i % len(seats)
+    return [*seats[k:], *seats[:k]]
+
+
+class _progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=console) if console.is_terminal else None
+        self.total, self.label = total, label
+
+    def __enter__(self):
+        if self.bar is None:
+            return lambda _result: None
+        self.bar.start()
+        task = self.bar.add_task(self.label, total=self.total)
+        return lambda _result: self.bar.advance(task)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _print_play_summary(args: argparse.Namespace, specs: Sequence[AgentSpec], seed: int,
+                        results: Sequence[MatchResult], ids: Sequence[int]) -> None:
+    engine = open_database(args.db)
+    with Session(engine) as session:
+        standings = ratings.leaderboard(session, args.env_id, agent_ids=list(set(ids)),
+                                        episode_ids=[r.episode_id for r in results])
+    engine.dispose()
+    aborted = sum(r.outcome.status == "aborted" for r in results)
+    console.print(f"{args.env_id}: {len(results)} games (seeds {seed}..{seed + len(results) - 1})"
+                  + (f", {aborted} aborted by the arena" if aborted else ""))
+    table = Table("agent", "wins", "draws", "losses", "invalid", "rating", "mu", "sigma")
+    for s in standings:
+        table.add_row(s.agent, str(s.wins), str(s.draws), str(s.losses), str(s.invalid_moves),
+                      f"{s.rating:.2f}", f"{s.mu:.2f}", f"{s.sigma:.2f}")
+    console.print(table)
+    if len(set(ids)) < len(ids):
+        console.print("note: an agent played itself; self-play games are stored but not rated "
+                      "(name the seats apart, e.g. a=random,b=random, to rate them)")
+
+
+# --- other commands -------------------------------------------------------------------------
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Print ratings per env or overall."""
+    if args.env:
+        catalog.lookup(args.env)
+    engine = open_database(args.db)
+    with Session(engine) as session:
+        standings = ratings.leaderboard(session, args.env)
+    engine.dispose()
+    if args.json:
+        print(json.dumps([{**asdict(s), "rating": s.rating} for s in standings], indent=1))
+        return 0
+    table = Table("#", "agent", "rating", "mu", "sigma", "games", "wins", "draws", "losses", "invalid moves",
+                  title=f"Leaderboard: {args.env or 'overall'}")
+    for rank, s in enumerate(standings, 1):
+        table.add_row(str(rank), s.agent, f"{s.rating:.2f}", f"{s.mu:.2f}", f"{s.sigma:.2f}", str(s.games),
+                      str(s.wins), str(s.draws), str(s.losses), str(s.invalid_moves))
+    console.print(table if standings else "no rated games yet: try `arena play TicTacToe-v0 --agents random,first`")
+    return 0
+
+
+def cmd_games(args: argparse.Namespace) -> int:
+    """Print the catalog (checking games not yet cached, in parallel)."""
+    quiet = args.json or not console.is_terminal
+    with console.status("checking games offline (cached afterwards)...") if not quiet else _nothing():
+        entries = list(catalog.load().values())
+    shown = entries if args.all else [e for e in entries if e.playable]
+    if args.json:
+        print(catalog.as_json(shown))
+        return 0
+    table = Table("env id", "players", "playable" if not args.all else "status")
+    for e in shown:
+        table.add_row(e.env_id, e.players_text(), "yes" if e.playable else f"no: {e.reason}")
+    console.print(table)
+    playable = sum(e.playable for e in entries)
+    console.print(f"{playable} of {len(entries)} env ids run here"
+                  + ("" if args.all else "; --all lists the others with the reason"))
+    return 0
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Apply migrations explicitly."""
+    engine = create(database_url(args.db))
+    try:
+        applied = migrate(engine)
+    finally:
+        engine.dispose()
+    print("database upgraded to the newest schema" if applied else "database already at the newest schema")
+    return 0
+
+
+def cmd_ratings(args: argparse.Namespace) -> int:
+    """Replay the episode log and compare with (then replace) the stored ratings."""
+    engine = open_database(args.db)
+    with Session(engine) as session, session.begin():
+        report = ratings.rebuild(session)
+    engine.dispose()
+    print(f"replayed {report.episodes} finished episodes into {report.ratings} ratings")
+    if not report.mismatches:
+        print("every rebuilt rating equals the stored one")
+        return 0
+    for agent_id, env_id, stored, rebuilt in report.mismatches[:20]:
+        print(f"  agent {agent_id} {env_id}: stored {stored}, rebuilt {rebuilt}")
+    print(f"{len(report.mismatches)} ratings differed from the log and were replaced")
+    return 1
+

@@ -1,0 +1,346 @@
+"""Sans-I/O game engine: one TextArena game, N seats; actions in, events out.
+
+The engine holds no sockets, threads, database or clock. Callers pass elapsed time in and act on
+the events it returns. Each game keeps its own random state, so the same (env id, seed, actions)
+gives the same observations however many other games run in the same process.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import textarena as ta
+
+FORFEIT_REWARD = -1.0
+
+
+class EngineError(Exception):
+    """An action the engine refuses: out of turn, wrong seat, or a finished game."""
+
+
+@dataclass(frozen=True)
+class InvalidMovePolicy:
+    """What an invalid move costs: the game's own allowance, an instant forfeit, or N resubmits."""
+
+    kind: str = "textarena"
+    retries: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> InvalidMovePolicy:
+        """Parse 'textarena', 'forfeit' or 'retry:N'."""
+        if text in ("textarena", "forfeit"):
+            return cls(kind=text)
+        match = re.fullmatch(r"retry:(\d+)", text)
+        if match:
+            return cls(kind="retry", retries=int(match.group(1)))
+        raise ValueError(f"invalid-move policy must be textarena, forfeit or retry:N, not '{text}'")
+
+    def __str__(self) -> str:
+        return f"retry:{self.retries}" if self.kind == "retry" else self.kind
+
+
+@dataclass(frozen=True)
+class Message:
+    """One game message: sender (-1 is the game), text and TextArena observation type name."""
+
+    sender: int
+    text: str
+    kind: str
+
+
+@dataclass
+class Turn:
+    """One action taken in the game, as the log records it."""
+
+    index: int
+    seat: int
+    observation: str
+    action: str
+    invalid: bool
+    elapsed: float
+    invalid_reason: str | None = None
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """How a game ended."""
+
+    status: str  # "finished" or "aborted"
+    rewards: dict[int, float]
+    reason: str
+    forfeit_seat: int | None = None
+
+
+@dataclass
+class ActionRequired:
+    """Seat `seat` must act on `observation`."""
+
+    seat: int
+    observation: str
+
+
+@dataclass
+class MessagesDelivered:
+    """New messages addressed to `seat` (to that seat alone or to everyone)."""
+
+    seat: int
+    messages: list[Message]
+
+
+@dataclass
+class PublicMessages:
+    """New messages every seat received: the spectators' view."""
+
+    messages: list[Message]
+
+
+@dataclass
+class TurnRecorded:
+    """A turn was added to the log."""
+
+    turn: Turn
+
+
+@dataclass
+class GameOver:
+    """The game ended."""
+
+    outcome: Outcome
+
+
+Event = ActionRequired | MessagesDelivered | PublicMessages | TurnRecorded | GameOver
+
+
+def _format_messages(messages: list) -> str:
+    """Render raw (-raw env) observation tuples as text."""
+    lines = []
+    for sender, text, _kind in messages:
+        name = "GAME" if sender == ta.GAME_ID else f"Player {sender}"
+        lines.append(f"[{name}] {text}")
+    return "\n".join(lines)
+
+
+class Game:
+    """One game of any TextArena env for N seats, driven by the caller."""
+
+    def __init__(
+        self,
+        env_id: str,
+        num_players: int,
+        seed: int,
+        policy: InvalidMovePolicy | None = None,
+        move_timeout: float | None = None,
+        make: Callable[[str], Any] = ta.make,
+    ) -> None:
+        self.env_id = env_id
+        self.num_players = num_players
+        self.seed = seed
+        self.policy = policy or InvalidMovePolicy()
+        self.move_timeout = move_timeout
+        self.turns: list[Turn] = []
+        self.outcome: Outcome | None = None
+        self.pending: ActionRequired | None = None
+        self.public_log: list[Message] = []
+        self.seat_logs: dict[int, list[Message]] = {s: [] for s in range(num_players)}
+        self._make = make
+        self._env: Any = None
+        self._random_state = random.Random(seed).getstate()
+        self._numpy_state: Any = None
+        self._seen = dict.fromkeys(range(num_players), 0)
+        self._invalid: str | None = None
+        self._invalid_flag = False
+
+    @property
+    def done(self) -> bool:
+        """Whether the game has ended."""
+        return self.outcome is not None
+
+    # --- driving the game -------------------------------------------------------------------
+
+    def start(self) -> list[Event]:
+        """Make a fresh env, reset it with the seed, and return the first events."""
+        if self._env is not None:
+            raise EngineError("game already started")
+        with self._own_randomness():
+            try:
+                self._env = self._make(self.env_id)
+                self._env.reset(num_players=self.num_players, seed=self.seed)
+                self._apply_policy()
+                return self._after_game_call()
+            except Exception as error:  # noqa: BLE001 - a bug in the game is not a player's fault
+                return self.abort(f"game error at start: {type(error).__name__}: {error}")
+
+    def act(self, seat: int, action: str, elapsed: float, info: dict[str, Any] | None = None) -> list[Event]:
+        """Apply `seat`'s action; a move slower than the timeout forfeits instead."""
+        observation = self._check_turn(seat)
+        if self.move_timeout is not None and elapsed > self.move_timeout:
+            return self.time_out(seat, elapsed)
+        self.pending = None
+        self._invalid, self._invalid_flag = None, False
+        with self._own_randomness():
+            try:
+                done, _ = self._env.step(action)
+            except Exception as error:  # noqa: BLE001 - a bug in the game is not a player's fault
+                turn = self._record(seat, observation, action, elapsed, info, invalid=False,
+                                    error=f"game error: {type(error).__name__}: {error}")
+                return [TurnRecorded(turn), *self.abort(turn.error or "game error")]
+            turn = self._record(seat, observation, action, elapsed, info, invalid=self._invalid_flag)
+            events: list[Event] = [TurnRecorded(turn)]
+            if turn.invalid and self.policy.kind == "forfeit" and not done:
+                return events + self._forfeit(seat, f"invalid move: {turn.invalid_reason}")
+            try:
+                return events + self._after_game_call()
+            except Exception as error:  # noqa: BLE001
+                return events + self.abort(f"game error: {type(error).__name__}: {error}")
+
+    def time_out(self, seat: int, elapsed: float) -> list[Event]:
+        """Record that `seat` ran past the move deadline; it forfeits."""
+        observation = self._check_turn(seat)
+        limit = f" (limit {self.move_timeout:g} s)" if self.move_timeout is not None else ""
+        reason = f"timeout: no move after {elapsed:.1f} s{limit}"
+        turn = self._record(seat, observation, "", elapsed, None, invalid=False, error=reason)
+        return [TurnRecorded(turn), *self._forfeit(seat, reason)]
+
+    def fail(self, seat: int, error: str, elapsed: float) -> list[Event]:
+        """Record that `seat`'s agent raised `error`; it forfeits."""
+        observation = self._check_turn(seat)
+        turn = self._record(seat, observation, "", elapsed, None, invalid=False, error=error)
+        return [TurnRecorded(turn), *self._forfeit(seat, f"agent error: {error}")]
+
+    def forfeit(self, seat: int, reason: str) -> list[Event]:
+        """End the game now with `seat` losing (resignation, disconnect)."""
+        if self.done:
+            raise EngineError("the game is already over")
+        return self._forfeit(seat, reason)
+
+    def abort(self, reason: str) -> list[Event]:
+        """End the game without a result (the arena's own doing); it is not rated."""
+        if self.done:
+            return []
+        self.pending = None
+        self.outcome = Outcome(status="aborted", rewards={}, reason=reason)
+        return [GameOver(self.outcome)]
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _check_turn(self, seat: int) -> str:
+        if self.done:
+            raise EngineError("the game is already over")
+        if self.pending is None:
+            raise EngineError("no action is expected now")
+        if seat != self.pending.seat:
+            raise EngineError(f"it is seat {self.pending.seat}'s turn, not seat {seat}'s")
+        return self.pending.observation
+
+    def _record(self, seat: int, observation: str, action: str, elapsed: float,
+                info: dict[str, Any] | None, invalid: bool, error: str | None = None) -> Turn:
+        turn = Turn(
+            index=len(self.turns), seat=seat, observation=observation, action=action,
+            invalid=invalid, elapsed=elapsed, invalid_reason=self._invalid if invalid else None,
+            error=error, info=dict(info or {}),
+        )
+        self.turns.append(turn)
+        return turn
+
+    def _forfeit(self, seat: int, reason: str) -> list[Event]:
+        self.pending = None
+        rewards = {s: (FORFEIT_REWARD if s == seat else 1.0) for s in range(self.num_players)}
+        self.outcome = Outcome(status="finished", rewards=rewards,
+                               reason=f"Player {seat} forfeited: {reason}", forfeit_seat=seat)
+        return [GameOver(self.outcome)]
+
+    def _apply_policy(self) -> None:
+        """Set the error allowance the policy asks for and listen for invalid moves."""
+        state = self._env.state
+        if self.policy.kind != "textarena" and hasattr(state, "error_allowance"):
+            state.error_allowance = self.policy.retries
+        original = state.set_invalid_move
+
+        def set_invalid_move(*args: Any, **kwargs: Any) -> Any:
+            self._invalid_flag = True
+            self._invalid = str(kwargs.get("reason", args[0] if args else ""))
+            return original(*args, **kwargs)
+
+        state.set_invalid_move = set_invalid_move
+
+    def _after_game_call(self) -> list[Event]:
+        """Collect new messages, then either close the game or ask the next seat to act."""
+        events = self._deliver()
+        state = self._env.state
+        if state.done:
+            events.append(self._close())
+            return events
+        seat, observation = self._env.get_observation()
+        self._seen[seat] = len(state.observations[seat])
+        text = observation if isinstance(observation, str) else _format_messages(observation)
+        self.pending = ActionRequired(seat=seat, observation=text)
+        events.append(self.pending)
+        return events
+
+    def _deliver(self) -> list[Event]:
+        """Messages added to each seat since the last call; those all seats got are public."""
+        state = self._env.state
+        events: list[Event] = []
+        fresh: dict[int, list[Message]] = {}
+        for seat in range(self.num_players):
+            queued = state.observations.get(seat, [])
+            new = [Message(s, str(t), getattr(k, "name", str(k))) for s, t, k in queued[self._seen[seat]:]]
+            self._seen[seat] = len(queued)
+            fresh[seat] = new
+            if new:
+                self.seat_logs[seat].extend(new)
+                events.append(MessagesDelivered(seat=seat, messages=new))
+        public = self._common(fresh)
+        if public:
+            self.public_log.extend(public)
+            events.append(PublicMessages(public))
+        return events
+
+    def _common(self, fresh: dict[int, list[Message]]) -> list[Message]:
+        remaining = Counter(fresh[0]) if fresh else Counter()
+        for seat in range(1, self.num_players):
+            remaining &= Counter(fresh[seat])
+        public = []
+        for message in fresh.get(0, []):
+            if remaining[message] > 0:
+                remaining[message] -= 1
+                public.append(message)
+        return public
+
+    def _close(self) -> GameOver:
+        rewards, game_info = self._env.close()
+        rewards = {int(s): float(r) for s, r in (rewards or {}).items()}
+        reasons = [str(i.get("reason")) for i in (game_info or {}).values() if i.get("reason")]
+        self.outcome = Outcome(status="finished",
+                               rewards={s: rewards.get(s, 0.0) for s in range(self.num_players)},
+                               reason=reasons[0] if reasons else "game over")
+        return GameOver(self.outcome)
+
+    @contextmanager
+    def _own_randomness(self) -> Iterator[None]:
+        """Run game code with this game's random state, restoring the process's afterwards."""
+        outer = random.getstate()
+        random.setstate(self._random_state)
+        numpy = sys.modules.get("numpy")
+        outer_np = numpy.random.get_state() if numpy else None
+        if numpy and self._numpy_state is not None:
+            numpy.random.set_state(self._numpy_state)
+        elif numpy:
+            numpy.random.seed(self.seed % 2**32)
+        try:
+            yield
+        finally:
+            self._random_state = random.getstate()
+            random.setstate(outer)
+            if numpy:
+                self._numpy_state = numpy.random.get_state()
+                numpy.random.set_state(outer_np)

@@ -1,0 +1,61 @@
+"""The runner's view of the store: async calls that go through the single writer."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from arena import ratings
+from arena.engine import Game, Turn
+from arena.ratings import RatingChange
+from arena.store import episodes
+from arena.store.writer import Writer
+
+
+def turn_row(turn: Turn) -> dict:
+    """A turn as TurnRow column values."""
+    row = dataclasses.asdict(turn)
+    row["idx"] = row.pop("index")
+    return row
+
+
+class Recorder:
+    """Writes agents, episodes, turns and rating changes; turns stream, finishes are awaited."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+
+    async def register(self, agents: Sequence[tuple[str, str, str]]) -> list[int]:
+        """Ids for (name, kind, spec) triples, creating agents that are new."""
+        return await self.writer.run(
+            lambda s: [episodes.ensure_agent(s, name, kind, spec) for name, kind, spec in agents]
+        )
+
+    async def start(self, game: Game, agent_ids: Sequence[int], tags: Sequence[str] = ()) -> int:
+        """Insert the episode as running; returns its id."""
+        return await self.writer.run(lambda s: episodes.create_episode(
+            s, game.env_id, game.seed, agent_ids, str(game.policy), tags))
+
+    def add_turns(self, episode_id: int, turns: Sequence[Turn]) -> None:
+        """Queue turn rows; they are committed with the next batch."""
+        if turns:
+            rows = [turn_row(t) for t in turns]
+            self.writer.submit(lambda s: episodes.add_turns(s, episode_id, rows))
+
+    async def finish(self, episode_id: int, game: Game) -> list[RatingChange]:
+        """Commit the outcome and the rating changes together; returns the changes."""
+        outcome = game.outcome
+        assert outcome is not None, "finish() needs a game that is over"
+        invalid = Counter(t.seat for t in game.turns if t.invalid)
+
+        def write(session: Session) -> list[RatingChange]:
+            if outcome.status == "aborted":
+                episodes.abort_episode(session, episode_id, outcome.reason)
+                return []
+            episodes.finish_episode(session, episode_id, outcome.rewards, outcome.reason, dict(invalid))
+            return ratings.apply(session, episode_id)
+
+        return await self.writer.run(write)

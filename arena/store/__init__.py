@@ -1,0 +1,1 @@
+"""The episode store: SQLAlchemy tables, Alembic-migrated databases, and the single writer."""

@@ -1,0 +1,88 @@
+"""Opening a database by URL: SQLite (WAL) by default, any SQLAlchemy URL; migrated on open."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+DEFAULT_URL = "sqlite:///arena.db"
+
+
+class StoreError(Exception):
+    """The database cannot be used: bad URL, unreachable, or not a database."""
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL to use: the flag, then ARENA_DB, then ./arena.db."""
+    return url or os.environ.get("ARENA_DB") or DEFAULT_URL
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create(url: str) -> Engine:
+    """An SQLAlchemy engine for `url`, with SQLite tuned for one writer and many readers."""
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    except (ArgumentError, NoSuchModuleError, ImportError) as error:
+        raise StoreError(f"cannot use database URL '{url}': {error}") from error
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def alembic_config() -> Config:
+    """Alembic configuration pointing at the packaged `migrations/` folder."""
+    import migrations
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    return config
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Apply pending migrations; returns the revisions applied (empty when up to date)."""
+    config = alembic_config()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.begin() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current == head:
+            return []
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    return [head or ""]
+
+
+def migrate(engine: Engine) -> list[str]:
+    """`upgrade`, with any database failure turned into a StoreError naming the database."""
+    try:
+        return upgrade(engine)
+    except SQLAlchemyError as error:
+        detail = getattr(error, "orig", None) or error
+        raise StoreError(f"cannot use database '{engine.url.render_as_string()}': {detail}") from error
+
+
+def open_database(url: str | None = None) -> Engine:
+    """Connect, check that it is a usable database, and migrate it to the newest schema."""
+    engine = create(database_url(url))
+    try:
+        migrate(engine)
+    except StoreError:
+        engine.dispose()
+        raise
+    return engine

@@ -1,0 +1,106 @@
+"""Reading and writing agents, episodes and turns (plain values in, rows out)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from arena.store.models import AgentRow, EpisodeRow, SeatRow, TurnRow, utcnow
+
+
+class AgentConflict(ValueError):
+    """An agent name already belongs to a different spec."""
+
+
+def ensure_agent(session: Session, name: str, kind: str, spec: str) -> int:
+    """The id of agent `name`, creating it; AgentConflict when the name has another spec."""
+    row = session.scalar(select(AgentRow).where(AgentRow.name == name))
+    if row is None:
+        row = AgentRow(name=name, kind=kind, spec=spec)
+        session.add(row)
+        session.flush()
+    elif (row.kind, row.spec) != (kind, spec):
+        raise AgentConflict(
+            f"agent name '{name}' is already used by spec '{row.spec}'; name this one NAME={spec}"
+        )
+    return row.id
+
+
+def create_episode(session: Session, env_id: str, seed: int, agent_ids: Sequence[int],
+                   invalid_policy: str, tags: Sequence[str] = ()) -> int:
+    """Insert a running episode with its seats; returns its id."""
+    episode = EpisodeRow(env_id=env_id, seed=seed, num_players=len(agent_ids), status="running",
+                         invalid_policy=invalid_policy, tags=list(tags), started_at=utcnow())
+    episode.seats = [SeatRow(seat=s, agent_id=a, invalid_moves=0) for s, a in enumerate(agent_ids)]
+    session.add(episode)
+    session.flush()
+    return episode.id
+
+
+def add_turns(session: Session, episode_id: int, turns: Sequence[dict[str, Any]]) -> None:
+    """Append turn rows (dicts with the TurnRow column names except id and episode_id)."""
+    session.add_all(TurnRow(episode_id=episode_id, **t) for t in turns)
+
+
+def result_of(rewards: dict[int, float], seat: int) -> str:
+    """'win' when the seat's reward beats every other, 'draw' when tied at the top, else 'loss'."""
+    mine = rewards[seat]
+    others = [r for s, r in rewards.items() if s != seat]
+    if not others:
+        return "win" if mine > 0 else "draw" if mine == 0 else "loss"
+    best_other = max(others)
+    return "win" if mine > best_other else "draw" if mine == best_other else "loss"
+
+
+def finish_episode(session: Session, episode_id: int, rewards: dict[int, float], reason: str,
+                   invalid_moves: dict[int, int]) -> EpisodeRow:
+    """Mark an episode finished with rewards per seat, and give it the next finishing number."""
+    episode = session.get_one(EpisodeRow, episode_id)
+    last = session.scalar(select(func.max(EpisodeRow.finished_seq))) or 0
+    episode.status, episode.reason, episode.ended_at = "finished", reason, utcnow()
+    episode.finished_seq = last + 1
+    for seat in episode.seats:
+        seat.reward = rewards[seat.seat]
+        seat.result = result_of(rewards, seat.seat)
+        seat.invalid_moves = invalid_moves.get(seat.seat, 0)
+    session.flush()
+    return episode
+
+
+def abort_episode(session: Session, episode_id: int, reason: str) -> None:
+    """Mark an episode aborted by the arena: no rewards, never rated."""
+    episode = session.get_one(EpisodeRow, episode_id)
+    episode.status, episode.reason, episode.ended_at = "aborted", reason, utcnow()
+
+
+def seat_totals(session: Session, env_id: str | None, agent_ids: Sequence[int] | None = None,
+                episode_ids: Sequence[int] | None = None) -> dict[int, dict[str, int]]:
+    """Per agent: finished games, wins, draws, losses and invalid moves (optionally filtered)."""
+    query = (
+        select(SeatRow.agent_id, SeatRow.result, func.count(), func.sum(SeatRow.invalid_moves))
+        .join(EpisodeRow)
+        .where(EpisodeRow.status == "finished")
+        .group_by(SeatRow.agent_id, SeatRow.result)
+    )
+    if env_id:
+        query = query.where(EpisodeRow.env_id == env_id)
+    if agent_ids is not None:
+        query = query.where(SeatRow.agent_id.in_(agent_ids))
+    if episode_ids is not None:
+        query = query.where(EpisodeRow.id.in_(episode_ids))
+    totals: dict[int, dict[str, int]] = {}
+    for agent_id, result, count, invalid in session.execute(query):
+        entry = totals.setdefault(agent_id, {"games": 0, "win": 0, "draw": 0, "loss": 0, "invalid": 0})
+        entry["games"] += count
+        entry[result] += count
+        entry["invalid"] += int(invalid or 0)
+    return totals
+
+
+def agent_names(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    """Names of the given agent ids."""
+    return dict(session.execute(select(AgentRow.id, AgentRow.name).where(AgentRow.id.in_(ids))).all())
+

@@ -1,0 +1,119 @@
+"""Database tables: agents, episodes and their seats, turns, ratings and rating history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+OVERALL = "*"  # the env_id of the overall rating
+
+
+def utcnow() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every table."""
+
+
+class AgentRow(Base):
+    """A player known to the arena: a house agent, a remote agent, a guest."""
+
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    spec: Mapped[str] = mapped_column(Text, default="")
+    token_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EpisodeRow(Base):
+    """One game: which env, which seed, who sat where, how it ended."""
+
+    __tablename__ = "episodes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    env_id: Mapped[str] = mapped_column(String(200), index=True)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    num_players: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), index=True, default="running")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    invalid_policy: Mapped[str] = mapped_column(String(50), default="textarena")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    seats: Mapped[list[SeatRow]] = relationship(order_by="SeatRow.seat", back_populates="episode")
+
+
+class SeatRow(Base):
+    """One seat of an episode: its agent and, once finished, its reward and result."""
+
+    __tablename__ = "episode_seats"
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id", ondelete="CASCADE"), primary_key=True)
+    seat: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    result: Mapped[str | None] = mapped_column(String(10), nullable=True)  # win / draw / loss
+    invalid_moves: Mapped[int] = mapped_column(Integer, default=0)
+    episode: Mapped[EpisodeRow] = relationship(back_populates="seats")
+    agent: Mapped[AgentRow] = relationship()
+
+
+class TurnRow(Base):
+    """One action in an episode, with the observation the seat saw."""
+
+    __tablename__ = "turns"
+    __table_args__ = (UniqueConstraint("episode_id", "idx"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id", ondelete="CASCADE"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    seat: Mapped[int] = mapped_column(Integer)
+    observation: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    invalid_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    elapsed: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RatingRow(Base):
+    """An agent's current TrueSkill rating in one env, or overall (env_id '*')."""
+
+    __tablename__ = "ratings"
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True)
+    env_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    mu: Mapped[float] = mapped_column(Float)
+    sigma: Mapped[float] = mapped_column(Float)
+    games: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RatingHistoryRow(Base):
+    """A rating before and after one episode."""
+
+    __tablename__ = "rating_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    env_id: Mapped[str] = mapped_column(String(200))
+    mu_before: Mapped[float] = mapped_column(Float)
+    sigma_before: Mapped[float] = mapped_column(Float)
+    mu_after: Mapped[float] = mapped_column(Float)
+    sigma_after: Mapped[float] = mapped_column(Float)
