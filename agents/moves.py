@@ -8,7 +8,6 @@ _BRACKETED = re.compile(r"\[([^\[\]\n]{1,80})\]")
 _MOVE_LIST = re.compile(
     r"(valid|available|legal|possible)[ _-]*(moves?|actions?|options?|bids?|columns?)[^\n:]*:", re.IGNORECASE
 )
-_SPEAKER = re.compile(r"^(GAME|Player \d+|[A-Z][\w ]{0,20})$")
 
 
 def valid_moves(observation: str) -> list[str]:
@@ -22,9 +21,13 @@ def valid_moves(observation: str) -> list[str]:
 
 
 def bracketed_tokens(observation: str) -> list[str]:
-    """Every bracketed token in the text that is not a speaker tag such as [GAME] or [Player 1]."""
-    tokens = (m.group(1).strip() for m in _BRACKETED.finditer(observation))
-    return _unique(f"[{t}]" for t in tokens if t and not _SPEAKER.match(t))
+    """Every bracketed token in the text except speaker tags: [GAME], or a tag opening a line."""
+    tokens = (m.group(1).strip() for m in _BRACKETED.finditer(observation) if not _is_speaker(observation, m))
+    return _unique(f"[{t}]" for t in tokens if t)
+
+
+def _is_speaker(text: str, match: re.Match) -> bool:
+    return match.group(1) == "GAME" or match.start() == 0 or text[match.start() - 1] == "\n"
 
 
 def _unique(items) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any
 import textarena as ta
 
 FORFEIT_REWARD = -1.0
+DEFAULT_MAX_TURNS = 1000
 
 
 class EngineError(Exception):
@@ -139,6 +140,7 @@ class Game:
         seed: int,
         policy: InvalidMovePolicy | None = None,
         move_timeout: float | None = None,
+        max_turns: int = DEFAULT_MAX_TURNS,
         make: Callable[[str], Any] = ta.make,
     ) -> None:
         self.env_id = env_id
@@ -146,6 +148,7 @@ class Game:
         self.seed = seed
         self.policy = policy or InvalidMovePolicy()
         self.move_timeout = move_timeout
+        self.max_turns = max_turns
         self.turns: list[Turn] = []
         self.outcome: Outcome | None = None
         self.pending: ActionRequired | None = None
@@ -197,6 +200,8 @@ class Game:
             events: list[Event] = [TurnRecorded(turn)]
             if turn.invalid and self.policy.kind == "forfeit" and not done:
                 return events + self._forfeit(seat, f"invalid move: {turn.invalid_reason}")
+            if not done and len(self.turns) >= self.max_turns:
+                return events + self.abort(f"turn limit: no result after {self.max_turns} actions")
             try:
                 return events + self._after_game_call()
             except Exception as error:  # noqa: BLE001

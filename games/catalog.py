@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import difflib
 import json
-import multiprocessing
 import os
 import queue
+import select
+import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from games import probe
-
 TEXTARENA_VERSION = "0.7.4"
 VARIANT_SUFFIXES = ("-raw", "-train")
+_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 PROBE_TIME_LIMIT_S = float(os.environ.get("ARENA_PROBE_TIMEOUT", "20"))
 
 
@@ -87,63 +87,65 @@ class _Worker:
     """One probe subprocess; killed and replaced when a probe runs past the time limit."""
 
     def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=probe.serve, args=(child,), daemon=True)
-        self.process.start()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "games.probe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, bufsize=1, cwd=_PROJECT_ROOT,
+        )
 
-    def check(self, env_id: str, limit_s: float) -> dict | None:
-        """Probe one id; None when it ran past `limit_s` or the worker died."""
-        self.conn.send(env_id)
+    def check(self, family: str, variants: list[str], limit_s: float) -> dict[str, dict] | None:
+        """Probe one family and its variants; None when it ran past `limit_s`."""
+        assert self.process.stdin and self.process.stdout
         try:
-            if self.conn.poll(limit_s):
-                return self.conn.recv()
-        except (EOFError, OSError):
-            pass
-        return None
+            self.process.stdin.write(json.dumps({"family": family, "variants": variants}) + "\n")
+            self.process.stdin.flush()
+        except OSError:
+            return None
+        ready, _, _ = select.select([self.process.stdout], [], [], limit_s)
+        if not ready:
+            return None
+        line = self.process.stdout.readline()
+        if not line:
+            crash = {"players": [], "reason": f"the game crashed its process (exit code {self.process.wait()})"}
+            return dict.fromkeys([family, *variants], crash)
+        return json.loads(line)
 
-    def stop(self, kill: bool = False) -> None:
+    def stop(self) -> None:
         """End the subprocess."""
-        if not kill:
-            try:
-                self.conn.send(None)
-                self.process.join(2)
-            except OSError:
-                pass
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+        self.process.kill()
+        self.process.wait()
 
 
-def check_families(
-    families: Iterable[str],
+def check_ids(
+    env_ids: Iterable[str],
     workers: int | None = None,
     limit_s: float = PROBE_TIME_LIMIT_S,
-    on_done: Callable[[str, dict], None] | None = None,
 ) -> dict[str, dict]:
-    """Probe each family id in parallel subprocesses with a time limit per id."""
-    todo: queue.Queue[str] = queue.Queue()
-    for family in families:
-        todo.put(family)
+    """Probe ids in parallel subprocesses, one task per family, with a time limit per task."""
+    families: dict[str, list[str]] = {}
+    for env_id in env_ids:
+        variants = families.setdefault(family_of(env_id), [])
+        if env_id != family_of(env_id):
+            variants.append(env_id)
+    todo: queue.Queue[tuple[str, list[str]]] = queue.Queue()
+    for task in families.items():
+        todo.put(task)
     results: dict[str, dict] = {}
-    lock = threading.Lock()
 
     def run_slot() -> None:
         worker = _Worker()
         while True:
             try:
-                family = todo.get_nowait()
+                family, variants = todo.get_nowait()
             except queue.Empty:
                 break
-            result = worker.check(family, limit_s)
-            if result is None:
-                worker.stop(kill=True)
+            found = worker.check(family, variants, limit_s)
+            if found is None:
+                slow = {"players": [], "reason": f"too slow: make+reset took more than {limit_s:.0f} s"}
+                found = dict.fromkeys([family, *variants], slow)
+            if any(r["reason"] for r in found.values()):  # a failed game may leave the worker broken or busy
+                worker.stop()
                 worker = _Worker()
-                result = {"players": [], "reason": f"too slow: make+reset took more than {limit_s:.0f} s"}
-            with lock:
-                results[family] = result
-                if on_done:
-                    on_done(family, result)
+            results.update(found)
         worker.stop()
 
     count = workers or max(2, 2 * (os.cpu_count() or 1))
@@ -165,16 +167,15 @@ def _entry(env_id: str, result: dict) -> GameInfo:
     )
 
 
-def load(env_ids: Iterable[str] | None = None, progress: Callable[[str, dict], None] | None = None
-         ) -> dict[str, GameInfo]:
-    """Catalog entries for `env_ids` (all ids when None), checking only families not yet cached."""
+def load(env_ids: Iterable[str] | None = None) -> dict[str, GameInfo]:
+    """Catalog entries for `env_ids` (all ids when None), checking only ids not yet cached."""
     ids = list(registered_ids() if env_ids is None else env_ids)
     cached = _load_cache()
-    missing = sorted({family_of(i) for i in ids} - set(cached))
+    missing = [i for i in ids if i not in cached]
     if missing:
-        cached.update(check_families(missing, on_done=progress))
+        cached.update(check_ids(missing))
         _save_cache(cached)
-    return {i: _entry(i, cached[family_of(i)]) for i in ids}
+    return {i: _entry(i, cached[i]) for i in ids}
 
 
 def lookup(env_id: str) -> GameInfo:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
+import json
 import os
 import re
 import sys
@@ -68,16 +68,34 @@ def probe(env_id: str) -> dict[str, Any]:
     return {"players": [], "reason": classify((informative or errors)[0])}
 
 
-def serve(conn: Any) -> None:
-    """Worker loop: receive env ids on a pipe, answer with probe results, stay quiet otherwise."""
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        import textarena  # noqa: F401 - import once, share across probes
+def probe_family(family: str, variants: list[str]) -> dict[str, dict[str, Any]]:
+    """Probe the family id fully; each variant (-raw, -train) once, at the family's first player count."""
+    base = probe(family)
+    results = {family: base}
+    for variant in variants:
+        if base["reason"] is not None:
+            results[variant] = base
+            continue
+        error = _try_players(variant, base["players"][0])
+        results[variant] = base if error is None else {"players": [], "reason": classify(error)}
+    return results
 
-        while True:
-            env_id = conn.recv()
-            if env_id is None:
-                return
-            conn.send(probe(env_id))
-            sink.seek(0)
-            sink.truncate()
+
+def serve() -> None:
+    """Worker loop: JSON tasks in on stdin, one JSON result per line out; the games' own output is muted."""
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    sys.stdout = sys.stderr = io.StringIO()
+    import textarena  # noqa: F401 - import once, share across probes
+
+    for line in sys.stdin:
+        task = json.loads(line)
+        channel.write(json.dumps(probe_family(task["family"], task["variants"])) + "\n")
+        sys.stdout.seek(0)
+        sys.stdout.truncate()
+
+
+if __name__ == "__main__":
+    serve()
