@@ -12,7 +12,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +142,7 @@ class Game:
         move_timeout: float | None = None,
         max_turns: int = DEFAULT_MAX_TURNS,
         make: Callable[[str], Any] = ta.make,
+        guard: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         self.env_id = env_id
         self.num_players = num_players
@@ -155,6 +156,7 @@ class Game:
         self.public_log: list[Message] = []
         self.seat_logs: dict[int, list[Message]] = {s: [] for s in range(num_players)}
         self._make = make
+        self._guard = guard
         self._env: Any = None
         self._random_state = random.Random(seed).getstate()
         self._numpy_state: Any = None
@@ -332,7 +334,12 @@ class Game:
 
     @contextmanager
     def _own_randomness(self) -> Iterator[None]:
-        """Run game code with this game's random state, restoring the process's afterwards."""
+        """Run game code with this game's random state (and the caller's guard), restoring afterwards."""
+        with self._guard(), self._swapped_random_state():
+            yield
+
+    @contextmanager
+    def _swapped_random_state(self) -> Iterator[None]:
         outer = random.getstate()
         random.setstate(self._random_state)
         numpy = sys.modules.get("numpy")

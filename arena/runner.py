@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agents.base import Agent, TurnContext
-from arena.engine import Event, Game, InvalidMovePolicy, Outcome, TurnRecorded
+from arena.engine import DEFAULT_MAX_TURNS, Event, Game, InvalidMovePolicy, Outcome, TurnRecorded
 from arena.ratings import RatingChange
 from arena.recorder import Recorder
+from arena.watchdog import time_limit
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Match:
     policy: InvalidMovePolicy = field(default_factory=InvalidMovePolicy)
     move_timeout: float | None = 60.0
     tags: Sequence[str] = ()
+    max_turns: int = DEFAULT_MAX_TURNS
 
 
 @dataclass
@@ -45,7 +47,8 @@ class MatchResult:
 
 async def play_match(match: Match, recorder: Recorder) -> MatchResult:
     """Play one game to the end, recording every turn; aborted (unrated) if cancelled."""
-    game = Game(match.env_id, len(match.seats), match.seed, match.policy, match.move_timeout)
+    game = Game(match.env_id, len(match.seats), match.seed, match.policy, match.move_timeout, match.max_turns,
+                guard=time_limit)
     episode_id = await recorder.start(game, [s.agent_id for s in match.seats], match.tags)
     try:
         events = game.start()

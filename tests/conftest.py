@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,9 @@ from sqlalchemy.orm import Session
 
 from arena.store.database import open_database
 
-
-@pytest.fixture(scope="session", autouse=True)
-def catalog_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Each test session checks the catalog for itself, in a cache of its own."""
-    path = tmp_path_factory.mktemp("catalog-cache")
-    os.environ["ARENA_CACHE_DIR"] = str(path)
-    return path
+# Each test session checks the catalog for itself, in a cache of its own (set before collection,
+# which already reads the catalog to parametrize the every-game test).
+os.environ["ARENA_CACHE_DIR"] = tempfile.mkdtemp(prefix="arena-catalog-")
 
 
 @pytest.fixture

@@ -175,3 +175,16 @@ def test_a_game_without_an_end_is_aborted_at_the_turn_limit() -> None:
     for seat, move in [(0, "[0]"), (1, "[1]"), (0, "[2]")]:
         game.act(seat, move, 0.0)
     assert game.outcome.status == "aborted" and "turn limit" in game.outcome.reason
+
+
+def test_a_game_stuck_in_a_loop_is_aborted_by_the_guard() -> None:
+    from arena.watchdog import time_limit
+
+    moves = ["[X]", "[X]", "[15]", "[X]", "[remained silent]", "[X]", "[15]", "[remained silent]", "[X]",
+             "[X]", "[X]", "[15]", "[15]", "[15]", "[remained silent]", "[X]", "[X]", "[X]"]
+    game = Game("PublicGoodsGame-v0", 2, seed=1, guard=lambda: time_limit(0.5))
+    game.start()
+    for move in moves:  # ends with both players eliminated: TextArena 0.7.4 then loops forever
+        game.act(game.pending.seat, move, 0.0)
+    assert game.outcome.status == "aborted"
+    assert "GameStalled" in game.outcome.reason and "0.5 s" in game.outcome.reason
