@@ -8,6 +8,7 @@ import json
 import random
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict
 
 from rich.console import Console
@@ -132,7 +133,7 @@ async def _play(args: argparse.Namespace, specs: Sequence[AgentSpec], agents: di
         seats = [Seat(agents[s.name], agent_id) for s, agent_id in zip(specs, ids, strict=True)]
         matches = [Match(args.env_id, seed + i, _rotate(seats, i), args.invalid_moves, args.move_timeout,
                          args.tag) for i in range(args.games)]
-        with _progress(args.games, args.env_id) as advance:
+        with _ProgressBar(args.games, args.env_id) as advance:
             results = await play_matches(matches, recorder, args.concurrency, on_result=advance)
         return results, ids
     finally:
@@ -153,7 +154,7 @@ def _rotate(seats: Sequence[Seat], i: int) -> list[Seat]:
     return [*seats[k:], *seats[:k]]
 
 
-class _progress:
+class _ProgressBar:
     """A rich progress bar on a terminal; nothing otherwise."""
 
     def __init__(self, total: int, label: str) -> None:
@@ -219,7 +220,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_games(args: argparse.Namespace) -> int:
     """Print the catalog (checking games not yet cached, in parallel)."""
     quiet = args.json or not console.is_terminal
-    with console.status("checking games offline (cached afterwards)...") if not quiet else _nothing():
+    with console.status("checking games offline (cached afterwards)...") if not quiet else nullcontext():
         entries = list(catalog.load().values())
     shown = entries if args.all else [e for e in entries if e.playable]
     if args.json:
@@ -233,14 +234,6 @@ def cmd_games(args: argparse.Namespace) -> int:
     console.print(f"{playable} of {len(entries)} env ids run here"
                   + ("" if args.all else "; --all lists the others with the reason"))
     return 0
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc) -> None:
-        return None
 
 
 def cmd_db(args: argparse.Namespace) -> int:
