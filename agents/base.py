@@ -19,6 +19,7 @@ class TurnContext:
     seed: int
     seat: int
     turn: int
+    deadline: float | None = None  # wall-clock (Unix) time by which the move must arrive
 
 
 @dataclass

@@ -22,8 +22,8 @@ from arena import ratings
 from arena.engine import InvalidMovePolicy
 from arena.recorder import Recorder
 from arena.runner import Match, MatchResult, Seat, play_matches
+from arena.store.agents import AgentConflict
 from arena.store.database import StoreError, create, database_url, migrate, open_database
-from arena.store.episodes import AgentConflict
 from arena.store.writer import Writer
 from games import catalog
 
@@ -72,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--db", help=db_help)
 
+    serve = commands.add_parser("serve", help="run the arena server (websockets, HTTP API, web pages)")
+    serve.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    serve.add_argument("--house", default=None, help="house agent specs that fill empty seats (default random)")
+    serve.add_argument("--move-timeout", type=float, default=None, help="seconds per move (default 60)")
+    serve.add_argument("--resume-grace", type=float, default=None, help="seconds to resume a dropped seat (30)")
+    serve.add_argument("--house-wait", type=float, default=None, help="seconds before a house agent fills in (10)")
+    serve.add_argument("--db", help=db_help)
+
+    agents_cmd = commands.add_parser("agents", help="remote agent identities")
+    agents_cmd.add_argument("action", choices=["create"])
+    agents_cmd.add_argument("name")
+    agents_cmd.add_argument("--db", help=db_help)
+
     rate = commands.add_parser("ratings", help="rating maintenance")
     rate.add_argument("action", choices=["rebuild"])
     rate.add_argument("--db", help=db_help)
@@ -81,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `arena` console script."""
     args = build_parser().parse_args(argv)
-    handler = {"play": cmd_play, "leaderboard": cmd_leaderboard, "games": cmd_games,
-               "db": cmd_db, "ratings": cmd_ratings}[args.command]
+    handler = {"play": cmd_play, "leaderboard": cmd_leaderboard, "games": cmd_games, "db": cmd_db,
+               "ratings": cmd_ratings, "serve": cmd_serve, "agents": cmd_agents}[args.command]
     try:
         return handler(args)
     except (UsageError, SpecError, StoreError, catalog.GameError, AgentConflict) as error:
@@ -233,6 +247,39 @@ def cmd_games(args: argparse.Namespace) -> int:
     playable = sum(e.playable for e in entries)
     console.print(f"{playable} of {len(entries)} env ids run here"
                   + ("" if args.all else "; --all lists the others with the reason"))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Validate the settings and house agents, then run the server until SIGTERM/SIGINT."""
+    from arena.server.app import serve
+    from arena.server.settings import ServerSettings
+
+    flags = {"host": args.host, "port": args.port, "db": args.db, "move_timeout": args.move_timeout,
+             "resume_grace": args.resume_grace, "house_wait": args.house_wait,
+             "house": [s.strip() for s in args.house.split(",") if s.strip()] if args.house else None}
+    settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
+    for spec in parse_specs(",".join(settings.house)):
+        build_agent(spec)
+    open_database(settings.db).dispose()
+    console.print(f"Arena server: open http://{settings.host}:{settings.port}/ "
+                  f"(websocket ws://{settings.host}:{settings.port}/ws, API docs /docs)")
+    serve(settings)
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    """Create a remote agent and print its token once."""
+    from arena.store import agents as agent_store
+
+    engine = open_database(args.db)
+    try:
+        with Session(engine) as session, session.begin():
+            token = agent_store.create_with_token(session, args.name)
+    finally:
+        engine.dispose()
+    print(f"created agent '{args.name}'. Its token (shown only now; only a hash is stored):")
+    print(token)
     return 0
 
 

@@ -9,7 +9,8 @@ import trueskill
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from arena.store.episodes import agent_names, seat_totals
+from arena.store.agents import agent_names
+from arena.store.episodes import seat_totals
 from arena.store.models import OVERALL, EpisodeRow, RatingHistoryRow, RatingRow, utcnow
 
 TRUESKILL = trueskill.TrueSkill()  # the package defaults: mu 25, sigma 25/3, draw probability 0.1

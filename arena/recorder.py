@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from arena import ratings
 from arena.engine import Game, Turn
 from arena.ratings import RatingChange
-from arena.store import episodes
+from arena.store import agents, episodes
 from arena.store.writer import Writer
 
 
@@ -28,10 +28,10 @@ class Recorder:
     def __init__(self, writer: Writer) -> None:
         self.writer = writer
 
-    async def register(self, agents: Sequence[tuple[str, str, str]]) -> list[int]:
+    async def register(self, specs: Sequence[tuple[str, str, str]]) -> list[int]:
         """Ids for (name, kind, spec) triples, creating agents that are new."""
         return await self.writer.run(
-            lambda s: [episodes.ensure_agent(s, name, kind, spec) for name, kind, spec in agents]
+            lambda s: [agents.ensure_agent(s, name, kind, spec) for name, kind, spec in specs]
         )
 
     async def start(self, game: Game, agent_ids: Sequence[int], tags: Sequence[str] = ()) -> int:

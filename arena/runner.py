@@ -33,6 +33,17 @@ class Match:
     move_timeout: float | None = 60.0
     tags: Sequence[str] = ()
     max_turns: int = DEFAULT_MAX_TURNS
+    abandon: asyncio.Future[tuple[int, str]] | None = None  # set (seat, reason) to forfeit a seat now
+
+
+class MatchListener:
+    """Hooks a transport uses to follow a match; the defaults do nothing."""
+
+    def started(self, episode_id: int, game: Game) -> None:
+        """The episode exists and the game is about to start."""
+
+    def events(self, episode_id: int, events: list[Event]) -> None:
+        """The engine produced `events`."""
 
 
 @dataclass
@@ -45,17 +56,21 @@ class MatchResult:
     rating_changes: list[RatingChange]
 
 
-async def play_match(match: Match, recorder: Recorder) -> MatchResult:
+async def play_match(match: Match, recorder: Recorder, listener: MatchListener | None = None) -> MatchResult:
     """Play one game to the end, recording every turn; aborted (unrated) if cancelled."""
+    listener = listener or MatchListener()
     game = Game(match.env_id, len(match.seats), match.seed, match.policy, match.move_timeout, match.max_turns,
                 guard=time_limit)
     episode_id = await recorder.start(game, [s.agent_id for s in match.seats], match.tags)
     try:
+        listener.started(episode_id, game)
         events = game.start()
         while not game.done:
             recorder.add_turns(episode_id, _turns(events))
+            listener.events(episode_id, events)
             events = await _next_move(game, match, episode_id)
         recorder.add_turns(episode_id, _turns(events))
+        listener.events(episode_id, events)
     except asyncio.CancelledError:
         game.abort("cancelled: the arena stopped before the game ended")
         await asyncio.shield(recorder.finish(episode_id, game))
@@ -72,15 +87,42 @@ async def _next_move(game: Game, match: Match, episode_id: int) -> list[Event]:
     pending = game.pending
     assert pending is not None
     agent = match.seats[pending.seat].agent
-    context = TurnContext(match.env_id, str(episode_id), match.seed, pending.seat, len(game.turns))
+    deadline = time.time() + match.move_timeout if match.move_timeout is not None else None
+    context = TurnContext(match.env_id, str(episode_id), match.seed, pending.seat, len(game.turns), deadline)
     started = time.perf_counter()
     try:
-        decision = await asyncio.wait_for(agent.decide(pending.observation, context), match.move_timeout)
+        decision = await _decide_or_abandon(agent.decide(pending.observation, context), match)
+    except Abandoned as abandoned:
+        return game.forfeit(abandoned.seat, abandoned.reason)
     except TimeoutError:
         return game.time_out(pending.seat, time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001 - any agent failure forfeits, and is recorded
         return game.fail(pending.seat, f"{type(error).__name__}: {error}", time.perf_counter() - started)
     return game.act(pending.seat, decision.action, time.perf_counter() - started, decision.info)
+
+
+class Abandoned(Exception):
+    """A seat was abandoned (its player left for good) while the game waited on a move."""
+
+    def __init__(self, seat: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seat, self.reason = seat, reason
+
+
+async def _decide_or_abandon(decision, match: Match):
+    """Await the agent under the move deadline, unless the match's `abandon` future fires first."""
+    decide = asyncio.ensure_future(asyncio.wait_for(decision, match.move_timeout))
+    if match.abandon is None:
+        return await decide
+    try:
+        done, _ = await asyncio.wait({decide, match.abandon}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        decide.cancel()
+        raise
+    if decide in done:
+        return decide.result()
+    decide.cancel()
+    raise Abandoned(*match.abandon.result())
 
 
 def _turns(events: list[Event]) -> list:

@@ -13,7 +13,7 @@ from sqlalchemy import event, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from arena.store import episodes
+from arena.store import agents
 from arena.store.database import StoreError, alembic_config, create, open_database
 from arena.store.models import AgentRow, Base
 from arena.store.writer import Writer
@@ -74,7 +74,7 @@ def test_writer_batches_many_operations_into_few_commits(engine) -> None:
     writer = Writer(engine)
     gate = threading.Event()
     writer.submit(lambda s: gate.wait(5))  # hold the writer so the next operations queue up
-    futures = [writer.submit(lambda s, i=i: episodes.ensure_agent(s, f"agent{i}", "test", "x"))
+    futures = [writer.submit(lambda s, i=i: agents.ensure_agent(s, f"agent{i}", "test", "x"))
                for i in range(200)]
     gate.set()
     ids = [f.result(10) for f in futures]
@@ -87,9 +87,9 @@ def test_one_failing_write_loses_only_itself(engine) -> None:
     writer = Writer(engine)
     gate = threading.Event()
     writer.submit(lambda s: gate.wait(5))
-    good = writer.submit(lambda s: episodes.ensure_agent(s, "kept", "test", "x"))
+    good = writer.submit(lambda s: agents.ensure_agent(s, "kept", "test", "x"))
     bad = writer.submit(lambda s: s.add(AgentRow(name=None, kind="test", spec="")))
-    also_good = writer.submit(lambda s: episodes.ensure_agent(s, "kept too", "test", "x"))
+    also_good = writer.submit(lambda s: agents.ensure_agent(s, "kept too", "test", "x"))
     gate.set()
     assert good.result(10) and also_good.result(10)
     with pytest.raises(IntegrityError):
@@ -100,10 +100,10 @@ def test_one_failing_write_loses_only_itself(engine) -> None:
 
 
 def test_agent_names_cannot_change_spec(session) -> None:
-    episodes.ensure_agent(session, "alice", "random", "random")
-    assert episodes.ensure_agent(session, "alice", "random", "random") == 1
-    with pytest.raises(episodes.AgentConflict, match="already used by spec 'random'"):
-        episodes.ensure_agent(session, "alice", "first", "first")
+    agents.ensure_agent(session, "alice", "random", "random")
+    assert agents.ensure_agent(session, "alice", "random", "random") == 1
+    with pytest.raises(agents.AgentConflict, match="already used by spec 'random'"):
+        agents.ensure_agent(session, "alice", "first", "first")
 
 
 def test_create_returns_an_engine_without_touching_the_database(tmp_path) -> None:

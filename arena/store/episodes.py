@@ -6,27 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from arena.store.models import AgentRow, EpisodeRow, SeatRow, TurnRow, utcnow
-
-
-class AgentConflict(ValueError):
-    """An agent name already belongs to a different spec."""
-
-
-def ensure_agent(session: Session, name: str, kind: str, spec: str) -> int:
-    """The id of agent `name`, creating it; AgentConflict when the name has another spec."""
-    row = session.scalar(select(AgentRow).where(AgentRow.name == name))
-    if row is None:
-        row = AgentRow(name=name, kind=kind, spec=spec)
-        session.add(row)
-        session.flush()
-    elif (row.kind, row.spec) != (kind, spec):
-        raise AgentConflict(
-            f"agent name '{name}' is already used by spec '{row.spec}'; name this one NAME={spec}"
-        )
-    return row.id
 
 
 def create_episode(session: Session, env_id: str, seed: int, agent_ids: Sequence[int],
@@ -76,6 +58,30 @@ def abort_episode(session: Session, episode_id: int, reason: str) -> None:
     episode.status, episode.reason, episode.ended_at = "aborted", reason, utcnow()
 
 
+def mark_running_aborted(session: Session, reason: str) -> int:
+    """Abort every episode still 'running' (left by a process that stopped); returns how many."""
+    rows = session.scalars(select(EpisodeRow).where(EpisodeRow.status == "running")).all()
+    for row in rows:
+        row.status, row.reason, row.ended_at = "aborted", reason, utcnow()
+    return len(rows)
+
+
+def list_episodes(session: Session, env_id: str | None = None, agent: str | None = None,
+                  limit: int = 50, offset: int = 0) -> list[EpisodeRow]:
+    """Episodes, newest first, optionally for one env or one agent name (seats loaded)."""
+    query = select(EpisodeRow).options(selectinload(EpisodeRow.seats).selectinload(SeatRow.agent))
+    if env_id:
+        query = query.where(EpisodeRow.env_id == env_id)
+    if agent:
+        query = query.where(EpisodeRow.seats.any(SeatRow.agent.has(AgentRow.name == agent)))
+    return list(session.scalars(query.order_by(EpisodeRow.id.desc()).limit(limit).offset(offset)))
+
+
+def episode_turns(session: Session, episode_id: int) -> list[TurnRow]:
+    """The whole turn log of one episode, in order."""
+    return list(session.scalars(select(TurnRow).where(TurnRow.episode_id == episode_id).order_by(TurnRow.idx)))
+
+
 def seat_totals(session: Session, env_id: str | None, agent_ids: Sequence[int] | None = None,
                 episode_ids: Sequence[int] | None = None) -> dict[int, dict[str, int]]:
     """Per agent: finished games, wins, draws, losses and invalid moves (optionally filtered)."""
@@ -98,9 +104,3 @@ def seat_totals(session: Session, env_id: str | None, agent_ids: Sequence[int] |
         entry[result] += count
         entry["invalid"] += int(invalid or 0)
     return totals
-
-
-def agent_names(session: Session, ids: Sequence[int]) -> dict[int, str]:
-    """Names of the given agent ids."""
-    return dict(session.execute(select(AgentRow.id, AgentRow.name).where(AgentRow.id.in_(ids))).all())
-

@@ -1,0 +1,219 @@
+"""The native websocket protocol (`/ws`): every message as a pydantic model. Imports nothing of the server.
+
+Every frame is one JSON object with a `type` field. See docs/protocol.md for examples.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024
+
+
+class Message(BaseModel):
+    """Base of every protocol message: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- client -> server ---------------------------------------------------------------------------
+
+
+class Hello(Message):
+    """First message: an agent token, or a guest name for a person."""
+
+    type: Literal["hello"] = "hello"
+    token: str | None = None
+    guest: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class Queue(Message):
+    """Ask for a game of one of `envs`, optionally against a named opponent."""
+
+    type: Literal["queue"] = "queue"
+    envs: list[str] = Field(min_length=1, max_length=50)
+    opponent: str | None = None
+    self_play: bool = False
+
+
+class Action(Message):
+    """A move in a game."""
+
+    type: Literal["action"] = "action"
+    game_id: int
+    action: str = Field(max_length=8192)
+
+
+class Resume(Message):
+    """Take back a seat after a dropped connection."""
+
+    type: Literal["resume"] = "resume"
+    game_id: int
+
+
+class Spectate(Message):
+    """Watch a game's public view."""
+
+    type: Literal["spectate"] = "spectate"
+    game_id: int
+
+
+class Leave(Message):
+    """Leave every queue."""
+
+    type: Literal["leave"] = "leave"
+
+
+class Ping(Message):
+    """Liveness check; answered by `pong`."""
+
+    type: Literal["ping"] = "ping"
+    data: Any = None
+
+
+ClientMessage = Annotated[Hello | Queue | Action | Resume | Spectate | Leave | Ping, Field(discriminator="type")]
+CLIENT_MESSAGE = TypeAdapter(ClientMessage)
+
+
+# --- server -> client ---------------------------------------------------------------------------
+
+
+class Welcome(Message):
+    """Answer to `hello`: who you are. Guests get a token to come back as themselves."""
+
+    type: Literal["welcome"] = "welcome"
+    protocol: int = PROTOCOL_VERSION
+    name: str
+    kind: str
+    token: str | None = None
+
+
+class Queued(Message):
+    """You are waiting for a game."""
+
+    type: Literal["queued"] = "queued"
+    envs: list[str]
+    position: int
+    waited: float
+
+
+class MatchFound(Message):
+    """A game starts (or, after `resume`, continues) and you hold `seat`."""
+
+    type: Literal["match"] = "match"
+    game_id: int
+    env_id: str
+    seat: int
+    players: list[str]
+    resumed: bool = False
+
+
+class Turn(Message):
+    """Your move: the observation, and the wall-clock deadline (Unix seconds)."""
+
+    type: Literal["turn"] = "turn"
+    game_id: int
+    seat: int
+    turn: int
+    observation: str
+    deadline: float
+
+
+class Ack(Message):
+    """Your action was accepted."""
+
+    type: Literal["ack"] = "ack"
+    game_id: int
+    turn: int
+
+
+class GameMessage(BaseModel):
+    """One public game message: sender (-1 is the game), text, TextArena observation type."""
+
+    sender: int
+    text: str
+    kind: str
+
+
+class Event(Message):
+    """Public game messages, for players and spectators alike."""
+
+    type: Literal["event"] = "event"
+    game_id: int
+    messages: list[GameMessage]
+
+
+class GameOver(Message):
+    """The game ended: committed to the database before this is sent."""
+
+    type: Literal["game_over"] = "game_over"
+    game_id: int
+    status: str
+    reason: str
+    rewards: dict[int, float]
+    seat: int | None = None
+    reward: float | None = None
+    rating_before: float | None = None
+    rating_after: float | None = None
+    rating_change: float | None = None
+
+
+class Error(Message):
+    """Something was refused: a stable `code` and a human `message`."""
+
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+class Pong(Message):
+    """Answer to `ping`."""
+
+    type: Literal["pong"] = "pong"
+    data: Any = None
+
+
+class Shutdown(Message):
+    """The server is stopping; games in progress are aborted and not rated."""
+
+    type: Literal["shutdown"] = "shutdown"
+    message: str
+
+
+ServerMessage = Annotated[
+    Welcome | Queued | MatchFound | Turn | Ack | Event | GameOver | Error | Pong | Shutdown,
+    Field(discriminator="type"),
+]
+SERVER_MESSAGE = TypeAdapter(ServerMessage)
+
+
+class ProtocolError(Exception):
+    """A frame that is not a valid message; `code` is what the error message carries."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_client(text: str) -> Message:
+    """Validate one client frame; ProtocolError with a stable code otherwise."""
+    if len(text.encode()) > MAX_FRAME_BYTES:
+        raise ProtocolError("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
+    try:
+        return CLIENT_MESSAGE.validate_json(text)
+    except ValidationError as error:
+        return _explain(error)
+
+
+def _explain(error: ValidationError) -> Message:
+    first = error.errors()[0]
+    if first["type"] == "json_invalid":
+        raise ProtocolError("malformed_json", f"not valid JSON: {first['msg']}")
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found", "model_type"):
+        raise ProtocolError("unknown_type", "'type' must be one of: hello, queue, action, resume, spectate, "
+                                            "leave, ping")
+    where = ".".join(str(p) for p in first["loc"][1:]) or "message"
+    raise ProtocolError("invalid_message", f"{where}: {first['msg']}")

@@ -1,0 +1,116 @@
+"""One websocket connection on `/ws`: validates frames, rate-limits, and hands requests to the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from arena import protocol
+from arena.server.hub import Hub, HubError
+from arena.server.players import Player
+
+log = logging.getLogger(__name__)
+POLICY_VIOLATION = 1008
+OUTBOX_LIMIT = 10_000
+
+
+class Connection:
+    """Reads frames in order; sends through an outbox so a slow reader never blocks a game."""
+
+    def __init__(self, websocket: WebSocket, hub: Hub) -> None:
+        self.websocket, self.hub = websocket, hub
+        self.player: Player | None = None
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._window_start, self._window_count = time.monotonic(), 0
+
+    def send(self, message: protocol.Message) -> None:
+        """Queue a message; a client that stops reading is cut off."""
+        if self._outbox.qsize() > OUTBOX_LIMIT:
+            self._outbox.put_nowait(None)
+            return
+        self._outbox.put_nowait(message.model_dump_json(exclude_none=False))
+
+    async def run(self) -> None:
+        """Serve the connection until it closes; any failure ends only this connection."""
+        await self.websocket.accept()
+        sender = asyncio.create_task(self._send_forever())
+        try:
+            await self._receive_forever()
+        except WebSocketDisconnect:
+            pass
+        except Exception:  # noqa: BLE001 - one client can never take the server down
+            log.exception("connection failed")
+        finally:
+            self.hub.disconnected(self.player, self)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def _send_forever(self) -> None:
+        while True:
+            text = await self._outbox.get()
+            if text is None:
+                await self.websocket.close(POLICY_VIOLATION, "too many unread messages")
+                return
+            await self.websocket.send_text(text)
+
+    async def _receive_forever(self) -> None:
+        while True:
+            frame = await self.websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                return
+            if self._flooding():
+                await self.websocket.close(POLICY_VIOLATION, "too many messages")
+                return
+            if frame.get("text") is None:
+                self.send(protocol.Error(code="binary_frame", message="send JSON text frames, not binary"))
+                continue
+            await self._handle(frame["text"])
+
+    def _flooding(self) -> bool:
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_count = now, 0
+        self._window_count += 1
+        return self._window_count > self.hub.settings.max_messages_per_second
+
+    async def _handle(self, text: str) -> None:
+        try:
+            message = protocol.parse_client(text)
+            reply = await self._dispatch(message)
+        except (protocol.ProtocolError, HubError) as error:
+            reply = protocol.Error(code=error.code, message=str(error))
+        if reply is not None:
+            self.send(reply)
+
+    async def _dispatch(self, message: protocol.Message) -> protocol.Message | None:
+        if isinstance(message, protocol.Ping):
+            return protocol.Pong(data=message.data)
+        if isinstance(message, protocol.Hello):
+            return await self._hello(message)
+        if isinstance(message, protocol.Spectate):
+            self.hub.spectate(self, message.game_id)
+            return None
+        if self.player is None:
+            raise HubError("hello_required", "send hello (with a token or a guest name) first")
+        if isinstance(message, protocol.Queue):
+            return await self.hub.enqueue(self.player, message)
+        if isinstance(message, protocol.Action):
+            return self.hub.act(self.player, message)
+        if isinstance(message, protocol.Resume):
+            self.hub.resume(self.player, message.game_id)
+            return None
+        self.hub.leave(self.player)  # protocol.Leave
+        return None
+
+    async def _hello(self, hello: protocol.Hello) -> protocol.Welcome:
+        if self.player is not None:
+            raise HubError("already_identified", f"this connection is already {self.player.name}")
+        player, token = await self.hub.identify(hello)
+        player.connection = self
+        self.player = player
+        return protocol.Welcome(name=player.name, kind=player.kind, token=token)

@@ -1,0 +1,156 @@
+"""The JSON HTTP API: health, catalog, leaderboard, episodes and live games (typed for OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from arena import ratings
+from arena.store import episodes
+from arena.store.models import EpisodeRow
+from games import catalog
+
+router = APIRouter()
+
+
+class GameEntry(BaseModel):
+    """A playable game."""
+
+    env_id: str
+    players: list[int]
+
+
+class Standing(BaseModel):
+    """A leaderboard line."""
+
+    agent: str
+    rating: float
+    mu: float
+    sigma: float
+    games: int
+    wins: int
+    draws: int
+    losses: int
+    invalid_moves: int
+
+
+class SeatInfo(BaseModel):
+    """A seat in an episode."""
+
+    seat: int
+    agent: str
+    reward: float | None
+    result: str | None
+    invalid_moves: int
+
+
+class EpisodeSummary(BaseModel):
+    """One episode without its turns."""
+
+    id: int
+    env_id: str
+    seed: int
+    status: str
+    reason: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    tags: list[str]
+    seats: list[SeatInfo]
+
+
+class TurnInfo(BaseModel):
+    """One turn of the log."""
+
+    index: int
+    seat: int
+    observation: str
+    action: str
+    invalid: bool
+    invalid_reason: str | None
+    elapsed: float
+    error: str | None
+    info: dict[str, Any]
+
+
+class EpisodeDetail(EpisodeSummary):
+    """One episode with its whole turn log."""
+
+    turns: list[TurnInfo]
+
+
+class LiveEntry(BaseModel):
+    """A game in progress."""
+
+    game_id: int
+    env_id: str
+    players: list[str]
+    turns: int
+    spectators: int
+
+
+def _session(request: Request) -> Session:
+    return Session(request.app.state.engine)
+
+
+def _summary(row: EpisodeRow) -> EpisodeSummary:
+    return EpisodeSummary(
+        id=row.id, env_id=row.env_id, seed=row.seed, status=row.status, reason=row.reason,
+        started_at=row.started_at, ended_at=row.ended_at, tags=list(row.tags or []),
+        seats=[SeatInfo(seat=s.seat, agent=s.agent.name, reward=s.reward, result=s.result,
+                        invalid_moves=s.invalid_moves) for s in row.seats])
+
+
+@router.get("/health")
+def health(request: Request) -> dict[str, Any]:
+    """Liveness: the server answers and how busy it is."""
+    hub = request.app.state.hub
+    return {"status": "ok", "live_games": len(hub.live), "waiting": len(hub.tickets)}
+
+
+@router.get("/api/games")
+def games() -> list[GameEntry]:
+    """The playable catalog."""
+    return [GameEntry(env_id=e.env_id, players=list(e.players)) for e in catalog.load().values() if e.playable]
+
+
+@router.get("/api/leaderboard")
+def leaderboard(request: Request, env: str | None = None) -> list[Standing]:
+    """Ratings in one env, or overall."""
+    with _session(request) as session:
+        rows = ratings.leaderboard(session, env)
+    return [Standing(agent=s.agent, rating=s.rating, mu=s.mu, sigma=s.sigma, games=s.games, wins=s.wins,
+                     draws=s.draws, losses=s.losses, invalid_moves=s.invalid_moves) for s in rows]
+
+
+@router.get("/api/episodes")
+def list_episodes(request: Request, env: str | None = None, agent: str | None = None,
+                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> list[EpisodeSummary]:
+    """Episodes, newest first."""
+    with _session(request) as session:
+        return [_summary(row) for row in episodes.list_episodes(session, env, agent, limit, offset)]
+
+
+@router.get("/api/episodes/{episode_id}")
+def episode(request: Request, episode_id: int) -> EpisodeDetail:
+    """One episode with its whole turn log."""
+    with _session(request) as session:
+        row = session.get(EpisodeRow, episode_id)
+        if row is None:
+            raise HTTPException(404, f"no episode {episode_id}")
+        turns = [TurnInfo(index=t.idx, seat=t.seat, observation=t.observation, action=t.action,
+                          invalid=t.invalid, invalid_reason=t.invalid_reason, elapsed=t.elapsed, error=t.error,
+                          info=t.info or {}) for t in episodes.episode_turns(session, episode_id)]
+        return EpisodeDetail(**_summary(row).model_dump(), turns=turns)
+
+
+@router.get("/api/live")
+def live(request: Request) -> list[LiveEntry]:
+    """Games in progress."""
+    hub = request.app.state.hub
+    return [LiveEntry(game_id=g.game_id, env_id=g.env_id, players=g.names,
+                      turns=len(g.game.turns) if g.game else 0, spectators=len(g.spectators))
+            for g in hub.live.values()]

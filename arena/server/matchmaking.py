@@ -1,0 +1,109 @@
+"""Pairing waiting players: per-env queues, TrueSkill match quality that widens with the wait, house fill."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trueskill
+
+from arena.ratings import TRUESKILL
+from arena.server.players import Player
+
+START_QUALITY = 0.4  # two new players (quality about 0.447) pair at once; worse pairs wait
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One player waiting for a game of any of `envs`."""
+
+    player: Player
+    envs: list[str]
+    needs: dict[str, int]  # env id -> seats a game takes
+    opponent: str | None
+    self_play: bool
+    since: float
+    ratings: dict[str, tuple[float, float]]
+
+    def rating(self, env_id: str) -> trueskill.Rating:
+        """This player's rating in `env_id` (defaults for a newcomer)."""
+        mu, sigma = self.ratings.get(env_id, (TRUESKILL.mu, TRUESKILL.sigma))
+        return trueskill.Rating(mu, sigma)
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """A game to start: the env, the waiting players, and the house agents that fill the other seats."""
+
+    env_id: str
+    tickets: list[Ticket]
+    house: list[str]
+
+
+def required_quality(waited: float, widen_s: float) -> float:
+    """The least match quality accepted after waiting `waited` seconds; zero once `widen_s` has passed."""
+    return START_QUALITY * max(0.0, 1.0 - waited / widen_s) if widen_s > 0 else 0.0
+
+
+def compatible(a: Ticket, b: Ticket, env_id: str) -> bool:
+    """Whether b may join a's game of `env_id`."""
+    if env_id not in b.envs:
+        return False
+    if a.player.agent_id == b.player.agent_id and not (a.self_play or b.self_play):
+        return False
+    if a.opponent and a.opponent != b.player.name:
+        return False
+    return not (b.opponent and b.opponent != a.player.name)
+
+
+def find_matches(tickets: Sequence[Ticket], now: float, house_wait: float, house: Sequence[str],
+                 rng: random.Random) -> list[Pairing]:
+    """Games that can start now, oldest tickets first; each ticket is used at most once."""
+    taken: set[int] = set()
+    pairings: list[Pairing] = []
+    for ticket in sorted(tickets, key=lambda t: t.since):
+        if id(ticket) in taken:
+            continue
+        others = [t for t in tickets if id(t) not in taken and t is not ticket]
+        pairing = _pair(ticket, others, now, house_wait, house, rng)
+        if pairing:
+            taken.update(id(t) for t in pairing.tickets)
+            pairings.append(pairing)
+    return pairings
+
+
+def _pair(ticket: Ticket, others: list[Ticket], now: float, house_wait: float, house: Sequence[str],
+          rng: random.Random) -> Pairing | None:
+    waited = now - ticket.since
+    for env_id in ticket.envs:
+        need = ticket.needs[env_id] - 1
+        candidates = [t for t in sorted(others, key=lambda t: t.since) if compatible(ticket, t, env_id)]
+        if need == 0:
+            return Pairing(env_id, [ticket], [])
+        if ticket.opponent in house:
+            return Pairing(env_id, [ticket], [ticket.opponent] + [rng.choice(house) for _ in range(need - 1)])
+        chosen = _best(ticket, candidates, env_id, need, max(waited, _oldest(candidates, now)), house_wait)
+        if chosen is not None:
+            return Pairing(env_id, [ticket, *chosen], [])
+        if waited >= house_wait and house and not ticket.opponent:
+            fill = candidates[:need - 1]
+            return Pairing(env_id, [ticket, *fill], [rng.choice(house) for _ in range(need - len(fill))])
+    return None
+
+
+def _best(ticket: Ticket, candidates: list[Ticket], env_id: str, need: int, waited: float,
+          widen_s: float) -> list[Ticket] | None:
+    """The best opponent by match quality (1v1), or the oldest `need` candidates for bigger games."""
+    if need > 1:
+        return candidates[:need] if len(candidates) >= need else None
+    scored = [(trueskill.quality_1vs1(ticket.rating(env_id), c.rating(env_id), env=TRUESKILL), c)
+              for c in candidates]
+    if not scored:
+        return None
+    quality, best = max(scored, key=lambda pair: pair[0])
+    return [best] if quality >= required_quality(waited, widen_s) else None
+
+
+def _oldest(candidates: list[Ticket], now: float) -> float:
+    return max((now - c.since for c in candidates), default=0.0)

@@ -1,0 +1,56 @@
+"""Agents: names, specs, and the tokens remote agents sign in with (only hashes are stored)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from arena.store.models import AgentRow
+
+
+class AgentConflict(ValueError):
+    """An agent name already belongs to a different spec."""
+
+
+def ensure_agent(session: Session, name: str, kind: str, spec: str) -> int:
+    """The id of agent `name`, creating it; AgentConflict when the name has another spec."""
+    row = session.scalar(select(AgentRow).where(AgentRow.name == name))
+    if row is None:
+        row = AgentRow(name=name, kind=kind, spec=spec)
+        session.add(row)
+        session.flush()
+    elif (row.kind, row.spec) != (kind, spec):
+        raise AgentConflict(
+            f"agent name '{name}' is already used by spec '{row.spec}'; name this one NAME={spec}"
+        )
+    return row.id
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_with_token(session: Session, name: str, kind: str = "remote") -> str:
+    """Create agent `name` with a new token; returns the token (shown once, only its hash is kept)."""
+    if session.scalar(select(AgentRow.id).where(AgentRow.name == name)) is not None:
+        raise AgentConflict(f"agent name '{name}' is taken")
+    token = secrets.token_urlsafe(32)
+    session.add(AgentRow(name=name, kind=kind, spec="", token_hash=hash_token(token)))
+    session.flush()
+    return token
+
+
+def by_token(session: Session, token: str) -> AgentRow | None:
+    """The agent a token belongs to, if any."""
+    return session.scalar(select(AgentRow).where(AgentRow.token_hash == hash_token(token)))
+
+
+def agent_names(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    """Names of the given agent ids."""
+    return dict(session.execute(select(AgentRow.id, AgentRow.name).where(AgentRow.id.in_(ids))).all())
+
