@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 from collections.abc import Sequence
@@ -81,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--house-wait", type=float, default=None, help="seconds before a house agent fills in (10)")
     serve.add_argument("--db", help=db_help)
 
+    connect = commands.add_parser("connect", help="play queued games on an arena server with any agent")
+    connect.add_argument("url", help="ws://HOST:PORT of the server")
+    connect.add_argument("--token", default=None, help="the agent's token (or $ARENA_TOKEN)")
+    connect.add_argument("--agent", required=True, help="agent spec, e.g. random or python:mod:Agent")
+    connect.add_argument("--env", required=True, help="env id(s) to queue for, comma-separated")
+    connect.add_argument("--games", type=int, default=1)
+    connect.add_argument("--opponent", default=None, help="challenge this agent by name")
+
     agents_cmd = commands.add_parser("agents", help="remote agent identities")
     agents_cmd.add_argument("action", choices=["create"])
     agents_cmd.add_argument("name")
@@ -96,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `arena` console script."""
     args = build_parser().parse_args(argv)
     handler = {"play": cmd_play, "leaderboard": cmd_leaderboard, "games": cmd_games, "db": cmd_db,
-               "ratings": cmd_ratings, "serve": cmd_serve, "agents": cmd_agents}[args.command]
+               "ratings": cmd_ratings, "serve": cmd_serve, "agents": cmd_agents, "connect": cmd_connect}[args.command]
     try:
         return handler(args)
     except (UsageError, SpecError, StoreError, catalog.GameError, AgentConflict) as error:
@@ -265,6 +274,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     console.print(f"Arena server: open http://{settings.host}:{settings.port}/ "
                   f"(websocket ws://{settings.host}:{settings.port}/ws, API docs /docs)")
     serve(settings)
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    """Connect an agent to a server and play N games, printing each result."""
+    from agents.remote import RemoteClient, RemoteError
+
+    token = args.token or os.environ.get("ARENA_TOKEN")
+    if not token:
+        raise UsageError("connect needs --token (create one with `arena agents create NAME`)")
+    specs = parse_specs(args.agent)
+    if len(specs) != 1:
+        raise UsageError("connect plays one agent: give a single spec to --agent")
+    agent = build_agent(specs[0])
+    envs = [e.strip() for e in args.env.split(",") if e.strip()]
+    client = RemoteClient(args.url, agent, envs, token=token, opponent=args.opponent)
+
+    async def run() -> list:
+        await _start_agent(agent)
+        try:
+            return await client.play(args.games)
+        finally:
+            await agent.close()
+
+    try:
+        results = asyncio.run(run())
+    except RemoteError as error:
+        raise UsageError(f"the server refused: {error}") from error
+    except OSError as error:
+        raise UsageError(f"cannot reach {args.url}: {error}") from error
+    for over in results:
+        change = f", rating {over.rating_change:+.2f}" if over.rating_change is not None else ""
+        console.print(f"game {over.game_id}: reward {over.reward} ({over.reason}){change}")
     return 0
 
 

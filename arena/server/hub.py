@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from arena.server.connection import Connection
 
 log = logging.getLogger(__name__)
+QUEUED_EVERY_S = 2.0  # how often a waiting player hears its position and wait
 
 
 class HubError(Exception):
@@ -92,6 +93,7 @@ class Hub(MatchListener):
         ids = await self.recorder.register([(s.name, s.kind, s.text) for s in specs])
         self.house = [Seat(agent, agent_id) for agent, agent_id in zip(house_agents, ids, strict=True)]
         self._matcher = asyncio.create_task(self._match_forever())
+        self._warmup = asyncio.create_task(asyncio.to_thread(catalog.load))  # checks the catalog once, cached
 
     async def stop(self) -> None:
         """Stop matchmaking, tell everyone, abort live games (stored, unrated). Safe to call twice."""
@@ -142,7 +144,7 @@ class Hub(MatchListener):
         ratings = await asyncio.to_thread(self._ratings, player.agent_id, request.envs)
         self.leave(player)
         ticket = Ticket(player, request.envs, {i.env_id: _seats_needed(i) for i in infos},
-                        request.opponent, request.self_play, time.monotonic(), ratings)
+                        request.opponent, request.self_play, time.monotonic(), ratings, time.monotonic())
         self.tickets.append(ticket)
         self.wake()
         return protocol.Queued(envs=request.envs, position=self._position(ticket), waited=0.0)
@@ -227,8 +229,10 @@ class Hub(MatchListener):
                 self.tickets.remove(ticket)
             self._launch(pairing)
         for ticket in self.tickets:
-            ticket.player.send(protocol.Queued(envs=ticket.envs, position=self._position(ticket),
-                                               waited=round(now - ticket.since, 1)))
+            if now - ticket.told >= QUEUED_EVERY_S:
+                ticket.told = now
+                ticket.player.send(protocol.Queued(envs=ticket.envs, position=self._position(ticket),
+                                                   waited=round(now - ticket.since, 1)))
 
     def _launch(self, pairing: Pairing) -> None:
         """Seat the players and house agents in a random order and start the game."""

@@ -25,6 +25,7 @@ class Ticket:
     self_play: bool
     since: float
     ratings: dict[str, tuple[float, float]]
+    told: float = 0.0  # when the player last heard its queue position
 
     def rating(self, env_id: str) -> trueskill.Rating:
         """This player's rating in `env_id` (defaults for a newcomer)."""

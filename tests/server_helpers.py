@@ -1,0 +1,115 @@
+"""Run the real `arena serve` in a subprocess on a free port, and talk to it over real websockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection, connect
+
+ARENA = str(Path(sys.executable).parent / "arena")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`arena serve` with the given flags; `url`/`ws` point at it."""
+
+    def __init__(self, db_url: str, *flags: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.db_url, self.flags = db_url, flags
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws = f"ws://127.0.0.1:{self.port}/ws"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ServerProcess:
+        self.process = subprocess.Popen(
+            [ARENA, "serve", "--port", str(self.port), "--db", self.db_url, *self.flags],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited: {self.process.stdout.read()}") from None
+                time.sleep(0.2)
+        raise RuntimeError("server did not start in 60 s")
+
+    def get(self, path: str, timeout: float = 10):
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class Client:
+    """A raw protocol client that records every message it receives."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.seen: list[dict] = []
+
+    @classmethod
+    async def open(cls, url: str, **hello) -> Client:
+        client = cls(await connect(url))
+        if hello:
+            await client.send(type="hello", **hello)
+            welcome = await client.expect("welcome", "error")
+            assert welcome["type"] == "welcome", welcome
+        return client
+
+    async def send(self, **message) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def receive(self, timeout: float = 20) -> dict:
+        message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        self.seen.append(message)
+        return message
+
+    async def expect(self, *types: str, timeout: float = 20) -> dict:
+        """The next message of one of `types`, skipping others (queued, event...)."""
+        end = time.monotonic() + timeout
+        while True:
+            message = await self.receive(max(0.1, end - time.monotonic()))
+            if message["type"] in types:
+                return message
+
+    async def play_first_moves(self) -> dict:
+        """Answer every turn with the first listed move until game_over; returns it."""
+        while True:
+            message = await self.expect("turn", "game_over", timeout=60)
+            if message["type"] == "game_over":
+                return message
+            await self.send(type="action", game_id=message["game_id"], action=first_move(message["observation"]))
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def first_move(observation: str) -> str:
+    """The first move TicTacToe or KuhnPoker lists."""
+    listed = re.split(r"Available Moves:|available actions are:", observation)[-1]
+    return re.findall(r"\[[^\]]+\]", listed)[0]

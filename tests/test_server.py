@@ -1,0 +1,256 @@
+"""The arena server over real sockets on localhost: play, guests, resume, timeouts, spectators, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from server_helpers import Client, ServerProcess
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from agents.baseline import FirstAgent, RandomAgent
+from agents.remote import RemoteClient, RemoteError
+from arena.store import agents as agent_store
+from arena.store.database import open_database
+from arena.store.models import EpisodeRow, RatingHistoryRow
+
+
+def make_tokens(db_url: str, *names: str) -> list[str]:
+    engine = open_database(db_url)
+    with Session(engine) as session, session.begin():
+        tokens = [agent_store.create_with_token(session, name) for name in names]
+    engine.dispose()
+    return tokens
+
+
+def episodes(db_url: str) -> list[EpisodeRow]:
+    engine = create_engine(db_url)
+    with Session(engine) as session:
+        rows = session.scalars(select(EpisodeRow).order_by(EpisodeRow.id)).all()
+        for row in rows:
+            _ = [(s.agent.name, s.reward) for s in row.seats]
+    engine.dispose()
+    return rows
+
+
+@pytest.fixture
+def server(db_url: str):
+    servers: list[ServerProcess] = []
+
+    def start(*flags: str) -> ServerProcess:
+        servers.append(ServerProcess(db_url, *flags).start())
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+async def test_two_sdk_agents_play_a_full_game(server, db_url: str) -> None:
+    alice, bob = make_tokens(db_url, "alice", "bob")
+    srv = server("--house-wait", "60")
+    clients = [RemoteClient(srv.ws, FirstAgent(), ["TicTacToe-v0"], token=alice),
+               RemoteClient(srv.ws, RandomAgent(seed=3), ["TicTacToe-v0"], token=bob)]
+    results = await asyncio.wait_for(asyncio.gather(*(c.play(2) for c in clients)), 60)
+    assert [len(r) for r in results] == [2, 2]
+    assert {r.game_id for r in results[0]} == {r.game_id for r in results[1]}
+    for first, second in zip(results[0], sorted(results[1], key=lambda r: r.game_id), strict=True):
+        assert first.rewards == second.rewards and first.seat != second.seat
+        assert first.rating_after is not None and first.rating_change == pytest.approx(
+            first.rating_after - first.rating_before)
+    rows = episodes(db_url)
+    assert [r.status for r in rows] == ["finished", "finished"]
+    assert {s.agent.name for s in rows[0].seats} == {"alice", "bob"}
+    board = srv.get("/api/leaderboard?env=TicTacToe-v0")
+    assert {b["agent"] for b in board} == {"alice", "bob"} and all(b["games"] == 2 for b in board)
+    detail = srv.get(f"/api/episodes/{rows[0].id}")
+    assert detail["turns"] and detail["turns"][0]["observation"]
+
+
+async def test_guest_plays_a_house_agent_and_is_rated_as_itself(server, db_url: str) -> None:
+    srv = server("--house-wait", "0.5")
+    guest = await Client.open(srv.ws)
+    await guest.send(type="hello", guest="ada")
+    welcome = await guest.expect("welcome")
+    assert welcome["name"] == "guest:ada" and welcome["token"] and welcome["protocol"] == 1
+    await guest.send(type="queue", envs=["TicTacToe-v0"])
+    assert (await guest.expect("queued"))["position"] == 1
+    match = await guest.expect("match")
+    assert "random" in match["players"] and "guest:ada" in match["players"]
+    over = await guest.play_first_moves()
+    assert over["status"] == "finished" and over["rating_after"] is not None
+    board = srv.get("/api/leaderboard?env=TicTacToe-v0")
+    assert {b["agent"] for b in board} == {"guest:ada", "random"}
+    again = await Client.open(srv.ws, token=welcome["token"])
+    await again.close()
+    await guest.close()
+
+
+async def test_a_dropped_player_resumes_its_seat(server, db_url: str) -> None:
+    alice, bob = make_tokens(db_url, "alice", "bob")
+    srv = server("--house-wait", "60", "--resume-grace", "20")
+    a = await Client.open(srv.ws, token=alice)
+    b = await Client.open(srv.ws, token=bob)
+    await a.send(type="queue", envs=["TicTacToe-v0"])
+    await b.send(type="queue", envs=["TicTacToe-v0"])
+    match_a = await a.expect("match")
+    await b.expect("match")
+    game_id = match_a["game_id"]
+    await a.close()  # drop before or during its turn
+    await asyncio.sleep(0.5)
+    a = await Client.open(srv.ws, token=alice)
+    await a.send(type="resume", game_id=game_id)
+    resumed = await a.expect("match")
+    assert resumed["resumed"] and resumed["seat"] == match_a["seat"]
+    over_a, over_b = await asyncio.gather(a.play_first_moves(), b.play_first_moves())
+    assert over_a["game_id"] == over_b["game_id"] == game_id and over_a["status"] == "finished"
+    assert "forfeit" not in over_a["reason"]
+
+
+async def test_a_player_gone_past_the_grace_period_forfeits(server, db_url: str) -> None:
+    alice, bob = make_tokens(db_url, "alice", "bob")
+    srv = server("--house-wait", "60", "--resume-grace", "1")
+    a = await Client.open(srv.ws, token=alice)
+    b = await Client.open(srv.ws, token=bob)
+    for client in (a, b):
+        await client.send(type="queue", envs=["TicTacToe-v0"])
+    match_a = await a.expect("match")
+    await b.expect("match")
+    await a.close()
+    over = await b.expect("game_over", timeout=30)
+    assert over["reward"] == 1.0 and "disconnected" in over["reason"]
+    assert over["rewards"][str(match_a["seat"])] == -1.0
+
+
+async def test_a_slow_move_forfeits_on_the_deadline(server, db_url: str) -> None:
+    srv = server("--house-wait", "0.2", "--move-timeout", "1")
+    guest = await Client.open(srv.ws, guest="slowpoke")
+    await guest.send(type="queue", envs=["TicTacToe-v0"])
+    turn = await guest.expect("turn", timeout=30)
+    assert turn["deadline"] > 0
+    over = await guest.expect("game_over", timeout=30)
+    assert over["reward"] == -1.0 and "timeout" in over["reason"]
+    assert episodes(db_url)[0].status == "finished"
+
+
+async def test_spectators_see_only_public_messages(server, db_url: str) -> None:
+    alice, bob = make_tokens(db_url, "alice", "bob")
+    srv = server("--house-wait", "60")
+    a = await Client.open(srv.ws, token=alice)
+    b = await Client.open(srv.ws, token=bob)
+    for client in (a, b):
+        await client.send(type="queue", envs=["KuhnPoker-v0"])
+    game_id = (await a.expect("match"))["game_id"]
+    await b.expect("match")
+    watcher = await Client.open(srv.ws)
+    await watcher.send(type="spectate", game_id=game_id)
+    assert (await watcher.expect("match"))["seat"] == -1
+    await asyncio.gather(a.play_first_moves(), b.play_first_moves())
+    await watcher.expect("game_over")
+    spectated = [m["text"] for msg in watcher.seen if msg["type"] == "event" for m in msg["messages"]]
+    assert spectated, "the spectator saw no moves"
+    assert not any("Your card" in text for text in spectated)
+    observed = [msg["observation"] for c in (a, b) for msg in c.seen if msg["type"] == "turn"]
+    assert any("Your card" in text for text in observed)
+    assert not any(msg["type"] == "turn" for msg in watcher.seen)
+
+
+async def test_bad_input_gets_error_codes_and_the_server_lives_on(server, db_url: str) -> None:
+    alice, bob = make_tokens(db_url, "alice", "bob")
+    srv = server("--house-wait", "60")
+    raw = await Client.open(srv.ws)
+    cases = [("{not json", "malformed_json"), (json.dumps({"type": "dance"}), "unknown_type"),
+             (json.dumps({"type": "queue", "envs": ["TicTacToe-v0"]}), "hello_required"),
+             (json.dumps({"type": "hello", "token": "nope"}), "bad_token"),
+             (json.dumps({"type": "hello"}), "missing_token"),
+             ("x" * (70 * 1024), "frame_too_large")]
+    for frame, code in cases:
+        await raw.ws.send(frame)
+        assert (await raw.expect("error"))["code"] == code
+    await raw.ws.send(b"\x00\x01binary")
+    assert (await raw.expect("error"))["code"] == "binary_frame"
+
+    a = await Client.open(srv.ws, token=alice)
+    await a.send(type="queue", envs=["NoSuchGame-v0"])
+    assert (await a.expect("error"))["code"] == "unknown_env"
+    await a.send(type="queue", envs=["Wordle-v0"])
+    assert (await a.expect("error"))["code"] == "unplayable_env"
+    b = await Client.open(srv.ws, token=bob)
+    for client in (a, b):
+        await client.send(type="queue", envs=["TicTacToe-v0"])
+    match_a = await a.expect("match")
+    await b.expect("match")
+    first, second = (a, b) if match_a["seat"] == 0 else (b, a)
+    game_id = match_a["game_id"]
+    await second.send(type="action", game_id=game_id, action="[4]")
+    assert (await second.expect("error"))["code"] == "not_your_turn"
+    outsider = await Client.open(srv.ws, guest="outsider")
+    await outsider.send(type="action", game_id=game_id, action="[4]")
+    assert (await outsider.expect("error"))["code"] == "not_your_game"
+    await asyncio.gather(first.play_first_moves(), second.play_first_moves())
+    await first.send(type="action", game_id=game_id, action="[4]")
+    assert (await first.expect("error"))["code"] == "game_over"
+    await a.send(type="ping", data=7)
+    assert (await a.expect("pong"))["data"] == 7
+
+
+async def test_a_flood_closes_only_that_connection(server, db_url: str) -> None:
+    srv = server("--house-wait", "60")
+    calm = await Client.open(srv.ws, guest="calm")
+    flood = await Client.open(srv.ws)
+    with pytest.raises(Exception) as closed:  # noqa: B017 - any close is fine, the code is checked below
+        for _ in range(5000):
+            await flood.ws.send(json.dumps({"type": "ping"}))
+        while True:
+            await flood.ws.recv()
+    assert flood.ws.close_code == 1008, closed.value
+    await calm.send(type="ping", data="still here")
+    assert (await calm.expect("pong"))["data"] == "still here"
+    assert srv.get("/health")["status"] == "ok"
+
+
+async def test_sigterm_aborts_games_tells_players_and_a_restart_is_clean(server, db_url: str) -> None:
+    srv = server("--house-wait", "0.2")
+    guest = await Client.open(srv.ws, guest="stuck")
+    await guest.send(type="queue", envs=["TicTacToe-v0"])
+    await guest.expect("turn", timeout=30)  # never answer: the game stays in flight
+    assert srv.get("/api/live")[0]["env_id"] == "TicTacToe-v0"
+    assert srv.terminate() == 0
+    assert (await guest.expect("shutdown", timeout=10))["message"]
+    rows = episodes(db_url)
+    assert [r.status for r in rows] == ["aborted"] and rows[0].reason.startswith("cancelled")
+    engine = create_engine(db_url)
+    with Session(engine) as session:
+        assert session.scalars(select(RatingHistoryRow)).all() == []
+    engine.dispose()
+    server("--house-wait", "0.2")
+    assert episodes(db_url)[0].status == "aborted"
+
+
+async def test_a_killed_server_leaves_running_games_aborted_on_restart(server, db_url: str) -> None:
+    srv = server("--house-wait", "0.2")
+    guest = await Client.open(srv.ws, guest="orphan")
+    await guest.send(type="queue", envs=["TicTacToe-v0"])
+    await guest.expect("turn", timeout=30)
+    srv.stop()  # SIGKILL: no chance to clean up
+    assert [r.status for r in episodes(db_url)] == ["running"]
+    server("--house-wait", "0.2")
+    rows = episodes(db_url)
+    assert rows[0].status == "aborted" and "server stopped" in rows[0].reason
+
+
+async def test_remote_client_reports_a_bad_token(server) -> None:
+    srv = server()
+    with pytest.raises(RemoteError, match="bad_token"):
+        await RemoteClient(srv.ws, FirstAgent(), ["TicTacToe-v0"], token="wrong").play(1)
+
+
+def test_openapi_and_catalog_endpoints(server) -> None:
+    srv = server()
+    spec = srv.get("/openapi.json")
+    assert {"/health", "/api/games", "/api/leaderboard", "/api/episodes", "/api/episodes/{episode_id}",
+            "/api/live"} <= set(spec["paths"])
+    games = {g["env_id"]: g for g in srv.get("/api/games", timeout=120)}  # a cold catalog check takes ~20 s
+    assert games["TicTacToe-v0"]["players"] == [2] and "Wordle-v0" not in games
