@@ -1,4 +1,4 @@
-# Set-up and entry points. `make run` plays a demo; `make test` runs the test suite.
+# Set-up and entry points. `make run` starts the arena server; `make test` runs the test suite.
 VENV ?= .venv
 PYTHON_CANDIDATES ?= python3.13 python3.12 /root/.pyenv/versions/3.13.0/bin/python3.13 /root/.pyenv/versions/3.12.1/bin/python3.12 python3
 # The newest Python >= 3.12 that actually runs (pyenv shims can exist and still fail).
@@ -15,9 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(VENV)/bin/arena play TicTacToe-v0 --agents random,first --games 20 --seed 1
-	$(VENV)/bin/arena play KuhnPoker-v0 --agents random,first --games 20 --seed 1
-	$(VENV)/bin/arena leaderboard
+	$(VENV)/bin/arena serve --house random,first
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check arena games agents migrations tests benchmarks
