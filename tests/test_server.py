@@ -254,3 +254,52 @@ def test_openapi_and_catalog_endpoints(server) -> None:
             "/api/live"} <= set(spec["paths"])
     games = {g["env_id"]: g for g in srv.get("/api/games", timeout=120)}  # a cold catalog check takes ~20 s
     assert games["TicTacToe-v0"]["players"] == [2] and "Wordle-v0" not in games
+
+
+class CuttingAgent(FirstAgent):
+    """Plays first moves; on its second move it cuts the network first (once)."""
+
+    def __init__(self, proxy) -> None:
+        super().__init__(name="cutter")
+        self.proxy, self.moves, self.cut_done = proxy, 0, False
+
+    async def decide(self, observation, context):
+        self.moves += 1
+        if self.moves == 2 and not self.cut_done:
+            self.cut_done = True
+            self.proxy.cut()
+            await asyncio.sleep(0.2)
+        return await super().decide(observation, context)
+
+
+async def test_sdk_reconnects_and_resumes_after_a_network_drop(server, db_url: str) -> None:
+    from server_helpers import CuttableProxy
+
+    alice, bob = make_tokens(db_url, "alice", "bob")
+    srv = server("--house-wait", "60", "--resume-grace", "20")
+    proxy = await CuttableProxy(srv.port).start()
+    cutter = CuttingAgent(proxy)
+    dropped = RemoteClient(f"ws://127.0.0.1:{proxy.port}", cutter, ["TicTacToe-v0"], token=alice,
+                           reconnect_delay=0.2)
+    steady = RemoteClient(srv.ws, FirstAgent(), ["TicTacToe-v0"], token=bob)
+    first, second = await asyncio.wait_for(asyncio.gather(dropped.play(1), steady.play(1)), 60)
+    await proxy.close()
+    assert cutter.cut_done and first[0].game_id == second[0].game_id
+    assert first[0].status == "finished" and "disconnected" not in first[0].reason
+    assert [r.status for r in episodes(db_url)] == ["finished"]
+
+
+def test_arena_connect_plays_games_from_the_command_line(server, db_url: str) -> None:
+    import subprocess
+
+    from server_helpers import ARENA
+
+    [token] = make_tokens(db_url, "cli-bot")
+    srv = server("--house-wait", "0.2")
+    result = subprocess.run([ARENA, "connect", f"ws://127.0.0.1:{srv.port}", "--token", token, "--agent", "first",
+                             "--env", "TicTacToe-v0", "--games", "2"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("reward") == 2 and "rating" in result.stdout
+    bad = subprocess.run([ARENA, "connect", f"ws://127.0.0.1:{srv.port}", "--token", "nope", "--agent", "first",
+                          "--env", "TicTacToe-v0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "bad_token" in bad.stderr
