@@ -80,3 +80,13 @@ def test_n_player_games_fill_every_seat() -> None:
     three = [*players, ticket(9, 99.5, env="LiarsDice-v0", need=3)]
     [full] = match(three)
     assert len(full.tickets) == 3 and full.house == []
+
+
+@pytest.mark.parametrize("a, b", [((25, 8.333), (25, 8.333)), ((30, 2), (10, 5)), ((40, 1), (39, 1.5))])
+def test_closed_form_quality_equals_trueskill(a, b) -> None:
+    import trueskill
+
+    from arena.server.matchmaking import quality_1vs1
+
+    ra, rb = trueskill.Rating(*a), trueskill.Rating(*b)
+    assert quality_1vs1(ra, rb) == pytest.approx(trueskill.quality_1vs1(ra, rb))

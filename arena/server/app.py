@@ -90,5 +90,6 @@ def serve(settings: ServerSettings) -> None:
     """Run the server until SIGINT/SIGTERM."""
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, ws="websockets",
-                            ws_max_size=WS_MAX_BYTES, log_level="info", lifespan="on")
+                            ws_max_size=WS_MAX_BYTES, ws_per_message_deflate=False, log_level="info",
+                            lifespan="on")
     ArenaServer(config, app).run()

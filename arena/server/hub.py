@@ -77,6 +77,7 @@ class Hub(MatchListener):
         self._matcher: asyncio.Task | None = None
         self._rng = random.Random()
         self._finished: set[int] = set()
+        self._wake_pending = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -147,7 +148,7 @@ class Hub(MatchListener):
                         request.opponent, request.self_play, time.monotonic(), ratings, time.monotonic())
         self.tickets.append(ticket)
         self.wake()
-        return protocol.Queued(envs=request.envs, position=self._position(ticket), waited=0.0)
+        return protocol.Queued(envs=request.envs, position=self._positions()[id(ticket)], waited=0.0)
 
     def leave(self, player: Player) -> None:
         """Take the player out of every queue."""
@@ -211,8 +212,10 @@ class Hub(MatchListener):
     # --- matchmaking -----------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Run a matchmaking pass soon."""
-        asyncio.get_running_loop().call_soon(self._match_once)
+        """Run a matchmaking pass soon (one pass serves every enqueue that came before it)."""
+        if not self._wake_pending:
+            self._wake_pending = True
+            asyncio.get_running_loop().call_soon(self._match_once)
 
     async def _match_forever(self) -> None:
         while True:
@@ -220,6 +223,7 @@ class Hub(MatchListener):
             self._match_once()
 
     def _match_once(self) -> None:
+        self._wake_pending = False
         if not self.accepting:
             return
         now = time.monotonic()
@@ -228,10 +232,12 @@ class Hub(MatchListener):
             for ticket in pairing.tickets:
                 self.tickets.remove(ticket)
             self._launch(pairing)
-        for ticket in self.tickets:
-            if now - ticket.told >= QUEUED_EVERY_S:
+        due = [t for t in self.tickets if now - t.told >= QUEUED_EVERY_S]
+        if due:
+            positions = self._positions()
+            for ticket in due:
                 ticket.told = now
-                ticket.player.send(protocol.Queued(envs=ticket.envs, position=self._position(ticket),
+                ticket.player.send(protocol.Queued(envs=ticket.envs, position=positions[id(ticket)],
                                                    waited=round(now - ticket.since, 1)))
 
     def _launch(self, pairing: Pairing) -> None:
@@ -293,9 +299,17 @@ class Hub(MatchListener):
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _position(self, ticket: Ticket) -> int:
-        same = [t for t in self.tickets if set(t.envs) & set(ticket.envs)]
-        return same.index(ticket) + 1 if ticket in same else 0
+    def _positions(self) -> dict[int, int]:
+        """Each ticket's place (1 = next) in the shortest of its env queues."""
+        counts: dict[str, int] = {}
+        positions: dict[int, int] = {}
+        for ticket in self.tickets:
+            places = []
+            for env_id in ticket.envs:
+                counts[env_id] = counts.get(env_id, 0) + 1
+                places.append(counts[env_id])
+            positions[id(ticket)] = min(places)
+        return positions
 
     def _read(self, query):
         with Session(self.engine) as session:

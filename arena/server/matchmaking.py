@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from arena.ratings import TRUESKILL
 from arena.server.players import Player
 
 START_QUALITY = 0.4  # two new players (quality about 0.447) pair at once; worse pairs wait
+MAX_CANDIDATES = 64  # opponents scored per waiting player and pass, oldest first
 
 
 @dataclass(eq=False)
@@ -40,6 +42,12 @@ class Pairing:
     env_id: str
     tickets: list[Ticket]
     house: list[str]
+
+
+def quality_1vs1(a: trueskill.Rating, b: trueskill.Rating) -> float:
+    """TrueSkill's 1v1 match quality in closed form (equal to `trueskill.quality_1vs1`, far cheaper)."""
+    spread = 2 * TRUESKILL.beta**2 + a.sigma**2 + b.sigma**2
+    return math.sqrt(2 * TRUESKILL.beta**2 / spread) * math.exp(-((a.mu - b.mu) ** 2) / (2 * spread))
 
 
 def required_quality(waited: float, widen_s: float) -> float:
@@ -98,8 +106,8 @@ def _best(ticket: Ticket, candidates: list[Ticket], env_id: str, need: int, wait
     """The best opponent by match quality (1v1), or the oldest `need` candidates for bigger games."""
     if need > 1:
         return candidates[:need] if len(candidates) >= need else None
-    scored = [(trueskill.quality_1vs1(ticket.rating(env_id), c.rating(env_id), env=TRUESKILL), c)
-              for c in candidates]
+    mine = ticket.rating(env_id)
+    scored = [(quality_1vs1(mine, c.rating(env_id)), c) for c in candidates[:MAX_CANDIDATES]]
     if not scored:
         return None
     quality, best = max(scored, key=lambda pair: pair[0])

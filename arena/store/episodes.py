@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from arena.store.models import AgentRow, EpisodeRow, SeatRow, TurnRow, utcnow
@@ -24,7 +24,7 @@ def create_episode(session: Session, env_id: str, seed: int, agent_ids: Sequence
 
 def add_turns(session: Session, episode_id: int, turns: Sequence[dict[str, Any]]) -> None:
     """Append turn rows (dicts with the TurnRow column names except id and episode_id)."""
-    session.add_all(TurnRow(episode_id=episode_id, **t) for t in turns)
+    session.connection().execute(insert(TurnRow.__table__), [{"episode_id": episode_id, **t} for t in turns])
 
 
 def result_of(rewards: dict[int, float], seat: int) -> str:
