@@ -110,3 +110,11 @@ def test_create_returns_an_engine_without_touching_the_database(tmp_path) -> Non
     path = tmp_path / "lazy.db"
     create(f"sqlite:///{path}").dispose()
     assert not path.exists()
+
+
+def test_tokens_are_stored_hashed_and_never_look_like_flags(session) -> None:
+    tokens = [agents.create_with_token(session, f"bot{i}") for i in range(200)]
+    assert all(t.startswith("arena_") for t in tokens) and len(set(tokens)) == 200
+    row = agents.by_token(session, tokens[0])
+    assert row.name == "bot0" and row.token_hash != tokens[0] and tokens[0] not in row.token_hash
+    assert agents.by_token(session, "arena_wrong") is None

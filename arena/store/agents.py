@@ -39,7 +39,7 @@ def create_with_token(session: Session, name: str, kind: str = "remote") -> str:
     """Create agent `name` with a new token; returns the token (shown once, only its hash is kept)."""
     if session.scalar(select(AgentRow.id).where(AgentRow.name == name)) is not None:
         raise AgentConflict(f"agent name '{name}' is taken")
-    token = secrets.token_urlsafe(32)
+    token = "arena_" + secrets.token_urlsafe(32)  # never starts with "-" (read as a flag)
     session.add(AgentRow(name=name, kind=kind, spec="", token_hash=hash_token(token)))
     session.flush()
     return token
