@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trueskill
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from arena.store.agents import agent_names
 from arena.store.episodes import seat_totals
-from arena.store.models import OVERALL, EpisodeRow, RatingHistoryRow, RatingRow, utcnow
+from arena.store.models import OVERALL, EpisodeRow, RatingHistoryRow, RatingRow, SeatRow, utcnow
 
 TRUESKILL = trueskill.TrueSkill()  # the package defaults: mu 25, sigma 25/3, draw probability 0.1
 
@@ -63,42 +63,53 @@ def rate(ratings: Sequence[trueskill.Rating], rewards: Sequence[float]) -> list[
     return [group[0] for group in groups]
 
 
-def is_rated(episode: EpisodeRow) -> bool:
+def is_rated(status: str, agent_ids: Sequence[int]) -> bool:
     """Finished games between two or more distinct agents are rated; self-play and aborts are not."""
-    agents = [seat.agent_id for seat in episode.seats]
-    return episode.status == "finished" and len(agents) >= 2 and len(set(agents)) == len(agents)
+    return status == "finished" and len(agent_ids) >= 2 and len(set(agent_ids)) == len(agent_ids)
 
 
 def apply(session: Session, episode_id: int) -> list[RatingChange]:
     """Update ratings (env and overall) for a finished episode and log the history."""
-    episode = session.get_one(EpisodeRow, episode_id)
-    if not is_rated(episode):
+    connection = session.connection()
+    seats = connection.execute(
+        select(SeatRow.agent_id, SeatRow.reward, EpisodeRow.env_id, EpisodeRow.status)
+        .join(EpisodeRow, EpisodeRow.id == SeatRow.episode_id)
+        .where(SeatRow.episode_id == episode_id).order_by(SeatRow.seat)).all()
+    agent_ids = [seat.agent_id for seat in seats]
+    if not seats or not is_rated(seats[0].status, agent_ids):
         return []
-    agent_ids = [seat.agent_id for seat in episode.seats]
-    rewards = [float(seat.reward or 0.0) for seat in episode.seats]
+    env_id, rewards = seats[0].env_id, [float(seat.reward or 0.0) for seat in seats]
+    stored = {(a, e): (mu, sigma, games) for a, e, mu, sigma, games in connection.execute(
+        select(RatingRow.agent_id, RatingRow.env_id, RatingRow.mu, RatingRow.sigma, RatingRow.games)
+        .where(RatingRow.agent_id.in_(agent_ids), RatingRow.env_id.in_([env_id, OVERALL])))}
     names = agent_names(session, agent_ids)
     changes: list[RatingChange] = []
-    for scope in (episode.env_id, OVERALL):
-        rows = [_rating_row(session, agent_id, scope) for agent_id in agent_ids]
-        new = rate([trueskill.Rating(row.mu, row.sigma) for row in rows], rewards)
-        for row, rating in zip(rows, new, strict=True):
-            change = RatingChange(row.agent_id, names[row.agent_id], scope, row.mu, row.sigma,
-                                  rating.mu, rating.sigma)
-            row.mu, row.sigma, row.games, row.updated_at = rating.mu, rating.sigma, row.games + 1, utcnow()
-            session.add(RatingHistoryRow(episode_id=episode_id, agent_id=row.agent_id, env_id=scope,
-                                         mu_before=change.mu_before, sigma_before=change.sigma_before,
-                                         mu_after=change.mu_after, sigma_after=change.sigma_after))
-            changes.append(change)
-    session.flush()
+    for scope in (env_id, OVERALL):
+        current = [stored.get((a, scope), (TRUESKILL.mu, TRUESKILL.sigma, 0)) for a in agent_ids]
+        new = rate([trueskill.Rating(mu, sigma) for mu, sigma, _ in current], rewards)
+        changes += [RatingChange(a, names[a], scope, mu, sigma, r.mu, r.sigma)
+                    for a, (mu, sigma, _), r in zip(agent_ids, current, new, strict=True)]
+    _write(connection, episode_id, changes, stored)
     return changes
 
 
-def _rating_row(session: Session, agent_id: int, env_id: str) -> RatingRow:
-    row = session.get(RatingRow, (agent_id, env_id))
-    if row is None:
-        row = RatingRow(agent_id=agent_id, env_id=env_id, mu=TRUESKILL.mu, sigma=TRUESKILL.sigma, games=0)
-        session.add(row)
-    return row
+def _write(connection, episode_id: int, changes: list[RatingChange],
+           stored: dict[tuple[int, str], tuple[float, float, int]]) -> None:
+    """Store new ratings (update or insert) and their history rows, a statement each."""
+    now, table = utcnow(), RatingRow.__table__
+    rows = [{"b_agent": c.agent_id, "b_env": c.env_id, "mu": c.mu_after, "sigma": c.sigma_after,
+             "games": stored.get((c.agent_id, c.env_id), (0, 0, 0))[2] + 1, "updated_at": now} for c in changes]
+    existing = [r for r in rows if (r["b_agent"], r["b_env"]) in stored]
+    new = [{"agent_id": r.pop("b_agent"), "env_id": r.pop("b_env"), **r}
+           for r in rows if (r["b_agent"], r["b_env"]) not in stored]
+    if existing:
+        connection.execute(update(table).where(table.c.agent_id == bindparam("b_agent"),
+                                               table.c.env_id == bindparam("b_env")), existing)
+    if new:
+        connection.execute(insert(table), new)
+    connection.execute(insert(RatingHistoryRow.__table__), [
+        {"episode_id": episode_id, "agent_id": c.agent_id, "env_id": c.env_id, "mu_before": c.mu_before,
+         "sigma_before": c.sigma_before, "mu_after": c.mu_after, "sigma_after": c.sigma_after} for c in changes])
 
 
 @dataclass(frozen=True)

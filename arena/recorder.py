@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections import Counter
 from collections.abc import Sequence
 
@@ -27,6 +28,9 @@ class Recorder:
 
     def __init__(self, writer: Writer) -> None:
         self.writer = writer
+        self._turns: list[dict] = []  # rows waiting for the next flush, from every game
+        self._lock = threading.Lock()
+        self._flush_queued = False
 
     async def register(self, specs: Sequence[tuple[str, str, str]]) -> list[int]:
         """Ids for (name, kind, spec) triples, creating agents that are new."""
@@ -40,10 +44,21 @@ class Recorder:
             s, game.env_id, game.seed, agent_ids, str(game.policy), tags))
 
     def add_turns(self, episode_id: int, turns: Sequence[Turn]) -> None:
-        """Queue turn rows; they are committed with the next batch."""
-        if turns:
-            rows = [turn_row(t) for t in turns]
-            self.writer.submit(lambda s: episodes.add_turns(s, episode_id, rows))
+        """Queue turn rows; one writer operation inserts every row queued until it runs."""
+        if not turns:
+            return
+        with self._lock:
+            self._turns.extend({"episode_id": episode_id, **turn_row(t)} for t in turns)
+            if self._flush_queued:
+                return
+            self._flush_queued = True
+        self.writer.submit(self._flush_turns)
+
+    def _flush_turns(self, session: Session) -> None:
+        """Writer side: take every queued row and insert them in one statement."""
+        with self._lock:
+            rows, self._turns, self._flush_queued = self._turns, [], False
+        episodes.add_turns(session, rows)
 
     async def finish(self, episode_id: int, game: Game) -> list[RatingChange]:
         """Commit the outcome and the rating changes together; returns the changes."""

@@ -68,15 +68,22 @@ def cache_path() -> Path:
     return Path(root) / f"catalog-textarena{TEXTARENA_VERSION}-py{py}.json"
 
 
+_MEMORY: dict[Path, dict[str, dict]] = {}  # the cache file, read once per process
+
+
 def _load_cache() -> dict[str, dict]:
-    try:
-        return json.loads(cache_path().read_text())
-    except (OSError, ValueError):
-        return {}
+    path = cache_path()
+    if path not in _MEMORY:
+        try:
+            _MEMORY[path] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            _MEMORY[path] = {}
+    return _MEMORY[path]
 
 
 def _save_cache(results: dict[str, dict]) -> None:
     path = cache_path()
+    _MEMORY[path] = results
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
@@ -173,7 +180,7 @@ def load(env_ids: Iterable[str] | None = None) -> dict[str, GameInfo]:
     cached = _load_cache()
     missing = [i for i in ids if i not in cached]
     if missing:
-        cached.update(check_ids(missing))
+        cached = {**cached, **check_ids(missing)}
         _save_cache(cached)
     return {i: _entry(i, cached[i]) for i in ids}
 

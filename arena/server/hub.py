@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.base import Agent
@@ -323,10 +324,10 @@ class Hub(MatchListener):
             raise HubError(code, str(error)) from error
 
     def _ratings(self, agent_id: int, env_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
-        with Session(self.engine) as session:
-            rows = {r.env_id: (r.mu, r.sigma) for r in session.query(RatingRow).filter(
-                RatingRow.agent_id == agent_id, RatingRow.env_id.in_([*env_ids, OVERALL]))}
-        return rows
+        query = select(RatingRow.env_id, RatingRow.mu, RatingRow.sigma).where(
+            RatingRow.agent_id == agent_id, RatingRow.env_id.in_([*env_ids, OVERALL]))
+        with self.engine.connect() as connection:
+            return {env_id: (mu, sigma) for env_id, mu, sigma in connection.execute(query)}
 
 
 class _LiveListener(MatchListener):

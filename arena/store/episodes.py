@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from arena.store.models import AgentRow, EpisodeRow, SeatRow, TurnRow, utcnow
@@ -14,17 +14,20 @@ from arena.store.models import AgentRow, EpisodeRow, SeatRow, TurnRow, utcnow
 def create_episode(session: Session, env_id: str, seed: int, agent_ids: Sequence[int],
                    invalid_policy: str, tags: Sequence[str] = ()) -> int:
     """Insert a running episode with its seats; returns its id."""
-    episode = EpisodeRow(env_id=env_id, seed=seed, num_players=len(agent_ids), status="running",
-                         invalid_policy=invalid_policy, tags=list(tags), started_at=utcnow())
-    episode.seats = [SeatRow(seat=s, agent_id=a, invalid_moves=0) for s, a in enumerate(agent_ids)]
-    session.add(episode)
-    session.flush()
-    return episode.id
+    connection = session.connection()
+    episode_id = connection.execute(insert(EpisodeRow.__table__).returning(EpisodeRow.id), {
+        "env_id": env_id, "seed": seed, "num_players": len(agent_ids), "status": "running",
+        "invalid_policy": invalid_policy, "tags": list(tags), "started_at": utcnow()}).scalar_one()
+    connection.execute(insert(SeatRow.__table__), [
+        {"episode_id": episode_id, "seat": seat, "agent_id": agent_id, "invalid_moves": 0}
+        for seat, agent_id in enumerate(agent_ids)])
+    return episode_id
 
 
-def add_turns(session: Session, episode_id: int, turns: Sequence[dict[str, Any]]) -> None:
-    """Append turn rows (dicts with the TurnRow column names except id and episode_id)."""
-    session.connection().execute(insert(TurnRow.__table__), [{"episode_id": episode_id, **t} for t in turns])
+def add_turns(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert turn rows (dicts with every TurnRow column but id) in one statement."""
+    if rows:
+        session.connection().execute(insert(TurnRow.__table__), list(rows))
 
 
 def result_of(rewards: dict[int, float], seat: int) -> str:
@@ -38,18 +41,18 @@ def result_of(rewards: dict[int, float], seat: int) -> str:
 
 
 def finish_episode(session: Session, episode_id: int, rewards: dict[int, float], reason: str,
-                   invalid_moves: dict[int, int]) -> EpisodeRow:
+                   invalid_moves: dict[int, int]) -> None:
     """Mark an episode finished with rewards per seat, and give it the next finishing number."""
-    episode = session.get_one(EpisodeRow, episode_id)
-    last = session.scalar(select(func.max(EpisodeRow.finished_seq))) or 0
-    episode.status, episode.reason, episode.ended_at = "finished", reason, utcnow()
-    episode.finished_seq = last + 1
-    for seat in episode.seats:
-        seat.reward = rewards[seat.seat]
-        seat.result = result_of(rewards, seat.seat)
-        seat.invalid_moves = invalid_moves.get(seat.seat, 0)
-    session.flush()
-    return episode
+    connection = session.connection()
+    last = connection.execute(select(func.max(EpisodeRow.finished_seq))).scalar() or 0
+    connection.execute(update(EpisodeRow.__table__).where(EpisodeRow.id == episode_id).values(
+        status="finished", reason=reason, ended_at=utcnow(), finished_seq=last + 1))
+    seats = SeatRow.__table__
+    connection.execute(
+        update(seats).where(seats.c.episode_id == episode_id, seats.c.seat == bindparam("b_seat"))
+        .values(reward=bindparam("b_reward"), result=bindparam("b_result"), invalid_moves=bindparam("b_invalid")),
+        [{"b_seat": seat, "b_reward": reward, "b_result": result_of(rewards, seat),
+          "b_invalid": invalid_moves.get(seat, 0)} for seat, reward in rewards.items()])
 
 
 def abort_episode(session: Session, episode_id: int, reason: str) -> None:
