@@ -27,12 +27,12 @@ class Connection:
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._window_start, self._window_count = time.monotonic(), 0
 
-    def send(self, message: protocol.Message) -> None:
-        """Queue a message; a client that stops reading is cut off."""
+    def send(self, message: protocol.Message | str) -> None:
+        """Queue a message (or its JSON, when one text goes to many); a client that stops reading is cut off."""
         if self._outbox.qsize() > OUTBOX_LIMIT:
             self._outbox.put_nowait(None)
             return
-        self._outbox.put_nowait(message.model_dump_json(exclude_none=False))
+        self._outbox.put_nowait(message if isinstance(message, str) else message.model_dump_json())
 
     async def run(self) -> None:
         """Serve the connection until it closes; any failure ends only this connection."""

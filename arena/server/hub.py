@@ -57,11 +57,12 @@ class LiveGame:
     task: asyncio.Task | None = None
 
     def broadcast(self, message: protocol.Message) -> None:
-        """Send to every seated player and every spectator."""
+        """Send to every seated player and every spectator (serialised once)."""
+        text = message.model_dump_json()
         for seat in self.remote.values():
-            seat.player.send(message)
+            seat.player.send(text)
         for spectator in list(self.spectators):
-            spectator.send(message)
+            spectator.send(text)
 
 
 class Hub(MatchListener):

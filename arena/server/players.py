@@ -23,7 +23,7 @@ class Player:
     connection: Connection | None = None
     seats: dict[int, RemoteSeat] = field(default_factory=dict)  # game id -> seat held
 
-    def send(self, message: protocol.Message) -> None:
+    def send(self, message: protocol.Message | str) -> None:
         """Send if connected; messages to a dropped player are not queued (resume replays state)."""
         if self.connection is not None:
             self.connection.send(message)
