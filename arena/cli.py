@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the arena server (websockets, HTTP API, web pages)")
     serve.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    serve.add_argument("--tls-port", type=int, default=None, help="TLS port for TextArena game sockets (8443)")
+    serve.add_argument("--tls-cert", default=None, help="certificate (default: self-signed, kept next to the db)")
+    serve.add_argument("--tls-key", default=None, help="private key for --tls-cert")
     serve.add_argument("--house", default=None, help="house agent specs that fill empty seats (default random)")
     serve.add_argument("--move-timeout", type=float, default=None, help="seconds per move (default 60)")
     serve.add_argument("--resume-grace", type=float, default=None, help="seconds to resume a dropped seat (30)")
@@ -264,15 +267,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from arena.server.app import serve
     from arena.server.settings import ServerSettings
 
-    flags = {"host": args.host, "port": args.port, "db": args.db, "move_timeout": args.move_timeout,
+    flags = {"host": args.host, "port": args.port, "tls_port": args.tls_port, "tls_cert": args.tls_cert,
+             "tls_key": args.tls_key, "db": args.db, "move_timeout": args.move_timeout,
              "resume_grace": args.resume_grace, "house_wait": args.house_wait,
              "house": [s.strip() for s in args.house.split(",") if s.strip()] if args.house else None}
     settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
     for spec in parse_specs(",".join(settings.house)):
         build_agent(spec)
     open_database(settings.db).dispose()
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
     console.print(f"Arena server: open http://{settings.host}:{settings.port}/ "
-                  f"(websocket ws://{settings.host}:{settings.port}/ws, API docs /docs)")
+                  f"(websocket ws://{settings.host}:{settings.port}/ws, API docs /docs; "
+                  f"TextArena clients: http://{settings.host}:{settings.port}/textarena, "
+                  f"game sockets on TLS port {settings.tls_port})")
     serve(settings)
     return 0
 

@@ -30,6 +30,7 @@ class ServerProcess:
 
     def __init__(self, db_url: str, *flags: str, port: int | None = None) -> None:
         self.port = port or free_port()
+        self.tls_port = free_port()
         self.db_url, self.flags = db_url, flags
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}/ws"
@@ -37,7 +38,8 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.process = subprocess.Popen(
-            [ARENA, "serve", "--port", str(self.port), "--db", self.db_url, *self.flags],
+            [ARENA, "serve", "--port", str(self.port), "--tls-port", str(self.tls_port), "--db", self.db_url,
+             *self.flags],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

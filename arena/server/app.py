@@ -14,12 +14,15 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI, WebSocket
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import make_url
 
 from arena.server.connection import Connection
 from arena.server.http_api import router
 from arena.server.hub import Hub
 from arena.server.settings import ServerSettings
-from arena.store.database import open_database
+from arena.server.textarena_compat import router as textarena_router
+from arena.server.tls import self_signed
+from arena.store.database import database_url, open_database
 from arena.store.writer import Writer
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
@@ -47,6 +50,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="Arena", version="0.1.0", lifespan=lifespan,
                   description="LLMs and people play TextArena games; episodes, turns and TrueSkill ratings.")
     app.include_router(router)
+    app.include_router(textarena_router)
 
     @app.websocket("/ws")
     async def play(websocket: WebSocket) -> None:
@@ -57,12 +61,35 @@ def create_app(settings: ServerSettings) -> FastAPI:
     return app
 
 
-class ArenaServer(uvicorn.Server):
-    """uvicorn, but players hear about a shutdown (and games are stored aborted) before sockets close."""
+class TlsServer(uvicorn.Server):
+    """The TLS listener beside the main server, which handles signals and stops it."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave signals to the main server."""
+        yield
+
+
+class ArenaServer(uvicorn.Server):
+    """uvicorn, but players hear about a shutdown (and games are stored aborted) before sockets close.
+
+    It also runs the TLS listener for TextArena clients' game sockets, and stops it with itself."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, tls: uvicorn.Server | None = None) -> None:
         super().__init__(config)
-        self.arena_app = app
+        self.arena_app, self.tls = app, tls
+
+    async def serve(self, sockets=None) -> None:
+        """Serve plain HTTP/websockets and, beside it, the TLS port."""
+        if self.tls is None:
+            await super().serve(sockets)
+            return
+        tls_task = asyncio.create_task(self.tls.serve())
+        try:
+            await super().serve(sockets)
+        finally:
+            self.tls.should_exit = True
+            await tls_task
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -80,6 +107,8 @@ class ArenaServer(uvicorn.Server):
     async def shutdown(self, sockets=None) -> None:
         """Stop the hub first, then let uvicorn close connections and run the lifespan shutdown."""
         hub: Hub | None = getattr(self.arena_app.state, "hub", None)
+        if self.tls is not None:
+            self.tls.should_exit = True
         if hub is not None:
             await hub.stop()
             await asyncio.sleep(0.2)  # let the outboxes flush the shutdown notices
@@ -89,7 +118,19 @@ class ArenaServer(uvicorn.Server):
 def serve(settings: ServerSettings) -> None:
     """Run the server until SIGINT/SIGTERM."""
     app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, ws="websockets",
-                            ws_max_size=WS_MAX_BYTES, ws_per_message_deflate=False, log_level="info",
-                            lifespan="on")
-    ArenaServer(config, app).run()
+    common = {"host": settings.host, "ws": "websockets", "ws_max_size": WS_MAX_BYTES,
+              "ws_per_message_deflate": False, "log_level": "info"}
+    config = uvicorn.Config(app, port=settings.port, lifespan="on", **common)
+    cert, key = tls_files(settings)
+    tls = TlsServer(uvicorn.Config(app, port=settings.tls_port, lifespan="off", ssl_certfile=str(cert),
+                                   ssl_keyfile=str(key), **common))
+    ArenaServer(config, app, tls).run()
+
+
+def tls_files(settings: ServerSettings) -> tuple[Path, Path]:
+    """The operator's certificate and key, or a self-signed pair kept next to the database."""
+    if settings.tls_cert and settings.tls_key:
+        return Path(settings.tls_cert), Path(settings.tls_key)
+    url = make_url(database_url(settings.db))
+    folder = Path(url.database).resolve().parent if url.get_backend_name() == "sqlite" and url.database else Path.cwd()
+    return self_signed(folder, settings.host)

@@ -18,26 +18,58 @@ POLICY_VIOLATION = 1008
 OUTBOX_LIMIT = 10_000
 
 
+class SocketWriter:
+    """Sends queued frames on a websocket from its own task, so a slow reader never blocks a game."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self._queue: asyncio.Queue[str | tuple[int, str]] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run())
+
+    def send(self, message: protocol.Message | str) -> None:
+        """Queue a message (or its JSON); a client that stops reading is cut off."""
+        if self._queue.qsize() > OUTBOX_LIMIT:
+            self.close(POLICY_VIOLATION, "too many unread messages")
+            return
+        self._queue.put_nowait(message if isinstance(message, str) else message.model_dump_json())
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the socket once everything queued before has been sent."""
+        self._queue.put_nowait((code, reason))
+
+    async def done(self) -> None:
+        """Wait until the writer has closed the socket or lost it."""
+        await self._task
+
+    def cancel(self) -> None:
+        """Stop sending now."""
+        self._task.cancel()
+
+    async def _run(self) -> None:
+        with contextlib.suppress(Exception):
+            while isinstance(item := await self._queue.get(), str):
+                await self.websocket.send_text(item)
+            await self.websocket.close(*item)
+
+
 class Connection:
-    """Reads frames in order; sends through an outbox so a slow reader never blocks a game."""
+    """Reads frames in order and hands them to the hub; replies go through a SocketWriter."""
 
     def __init__(self, websocket: WebSocket, hub: Hub) -> None:
         self.websocket, self.hub = websocket, hub
         self.player: Player | None = None
-        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.writer: SocketWriter | None = None
         self._window_start, self._window_count = time.monotonic(), 0
 
     def send(self, message: protocol.Message | str) -> None:
-        """Queue a message (or its JSON, when one text goes to many); a client that stops reading is cut off."""
-        if self._outbox.qsize() > OUTBOX_LIMIT:
-            self._outbox.put_nowait(None)
-            return
-        self._outbox.put_nowait(message if isinstance(message, str) else message.model_dump_json())
+        """Queue a message for this client."""
+        if self.writer is not None:
+            self.writer.send(message)
 
     async def run(self) -> None:
         """Serve the connection until it closes; any failure ends only this connection."""
         await self.websocket.accept()
-        sender = asyncio.create_task(self._send_forever())
+        self.writer = SocketWriter(self.websocket)
         try:
             await self._receive_forever()
         except WebSocketDisconnect:
@@ -46,17 +78,7 @@ class Connection:
             log.exception("connection failed")
         finally:
             self.hub.disconnected(self.player, self)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
-
-    async def _send_forever(self) -> None:
-        while True:
-            text = await self._outbox.get()
-            if text is None:
-                await self.websocket.close(POLICY_VIOLATION, "too many unread messages")
-                return
-            await self.websocket.send_text(text)
+            self.writer.cancel()
 
     async def _receive_forever(self) -> None:
         while True:

@@ -60,7 +60,7 @@ class LiveGame:
         """Send to every seated player and every spectator (serialised once)."""
         text = message.model_dump_json()
         for seat in self.remote.values():
-            seat.player.send(text)
+            seat.player.send(message, text)
         for spectator in list(self.spectators):
             spectator.send(text)
 
@@ -159,9 +159,10 @@ class Hub(MatchListener):
     def act(self, player: Player, action: protocol.Action) -> protocol.Ack:
         """Deliver an action to the seat the player holds in that game."""
         live = self.live.get(action.game_id)
-        if live is None or live.game is None or live.game.done:
-            raise HubError("game_over" if action.game_id in self._finished else "unknown_game",
-                           f"game {action.game_id} is not in progress")
+        if action.game_id in self._finished or live is not None and live.game is not None and live.game.done:
+            raise HubError("game_over", f"game {action.game_id} is over")
+        if live is None or live.game is None:
+            raise HubError("unknown_game", f"game {action.game_id} is not in progress")
         seat = player.seats.get(action.game_id)
         if seat is None:
             raise HubError("not_your_game", f"you hold no seat in game {action.game_id}")
@@ -189,6 +190,13 @@ class Hub(MatchListener):
                                         resumed=True))
         player.send(_event(game_id, live.game.public_log))
         seat.resumed()
+
+    def dropped_game_of(self, agent_id: int) -> int | None:
+        """A live game in which this agent holds a seat whose connection is gone."""
+        for game_id, live in self.live.items():
+            if any(s.player.agent_id == agent_id and s.player.connection is None for s in live.remote.values()):
+                return game_id
+        return None
 
     def spectate(self, connection: Connection, game_id: int) -> None:
         """Start sending a game's public view to `connection`."""
@@ -267,20 +275,20 @@ class Hub(MatchListener):
         live.task = asyncio.create_task(self._play(match, live, key))
 
     async def _play(self, match: Match, live: LiveGame, key: int) -> None:
+        """Run one game on the runner; announce the result (after its commit), then forget the game."""
         try:
             result = await play_match(match, self.recorder, _LiveListener(self, live))
+            self._finished.add(live.game_id)
+            self._announce(live, result)
         except asyncio.CancelledError:
-            return
+            pass
         except Exception:  # noqa: BLE001 - a failed game must not take the server down
             log.exception("game %s failed", live.game_id)
-            return
         finally:
             self._pending.pop(key, None)
             self.live.pop(live.game_id, None)
             for remote in live.remote.values():
                 remote.player.seats.pop(live.game_id, None)
-        self._finished.add(live.game_id)
-        self._announce(live, result)
 
     def _announce(self, live: LiveGame, result: MatchResult) -> None:
         """game_over to each player (with its rating change) and to spectators; sent after the commit."""

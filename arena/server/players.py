@@ -23,10 +23,12 @@ class Player:
     connection: Connection | None = None
     seats: dict[int, RemoteSeat] = field(default_factory=dict)  # game id -> seat held
 
-    def send(self, message: protocol.Message | str) -> None:
-        """Send if connected; messages to a dropped player are not queued (resume replays state)."""
+    def send(self, message: protocol.Message, text: str | None = None) -> None:
+        """Send if connected (`text`: the message's JSON, when one text goes to many players).
+
+        Messages to a dropped player are not queued: `resume` replays the state."""
         if self.connection is not None:
-            self.connection.send(message)
+            self.connection.send(text or message)
 
 
 class RemoteSeat(Agent):

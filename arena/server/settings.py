@@ -13,6 +13,9 @@ class ServerSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    tls_port: int = 8443  # TextArena clients always open their game socket over TLS
+    tls_cert: str | None = None
+    tls_key: str | None = None
     db: str | None = None
     house: list[str] = Field(default_factory=lambda: ["random"])
     move_timeout: float = 60.0

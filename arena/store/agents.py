@@ -45,6 +45,29 @@ def create_with_token(session: Session, name: str, kind: str = "remote") -> str:
     return token
 
 
+class RegistrationConflict(ValueError):
+    """A model name registered under another email, or with another token."""
+
+
+def register_model(session: Session, name: str, email: str, token: str, kind: str = "textarena") -> None:
+    """Register (or confirm) a TextArena client's model: the name, its owner's email and its token."""
+    row = session.scalar(select(AgentRow).where(AgentRow.name == name))
+    if row is None:
+        session.add(AgentRow(name=name, kind=kind, spec="", email=email, token_hash=hash_token(token)))
+        session.flush()
+    elif (row.email or "").lower() != email.lower():
+        raise RegistrationConflict(f"Model name '{name}' is already registered with another email "
+                                   f"(existing: {_mask(row.email or '')})")
+    elif row.token_hash != hash_token(token):
+        raise RegistrationConflict(f"Model '{name}' is already registered with a different token: "
+                                   "the agent's configuration changed")
+
+
+def _mask(email: str) -> str:
+    user, _, domain = email.partition("@")
+    return f"{user[:1]}***@{domain}" if domain else "***"
+
+
 def by_token(session: Session, token: str) -> AgentRow | None:
     """The agent a token belongs to, if any."""
     return session.scalar(select(AgentRow).where(AgentRow.token_hash == hash_token(token)))

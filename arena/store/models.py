@@ -40,6 +40,7 @@ class AgentRow(Base):
     kind: Mapped[str] = mapped_column(String(50))
     spec: Mapped[str] = mapped_column(Text, default="")
     token_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
