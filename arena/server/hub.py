@@ -65,7 +65,7 @@ class LiveGame:
             spectator.send(text)
 
 
-class Hub(MatchListener):
+class Hub:
     """Identity, queues, live games and their lifecycle; transports call in, the runner plays."""
 
     def __init__(self, settings: ServerSettings, engine, writer: Writer) -> None:
@@ -321,7 +321,8 @@ class Hub(MatchListener):
             positions[id(ticket)] = min(places)
         return positions
 
-    def _read(self, query):
+    def read(self, query):
+        """Run a read-only `query(session)` (call it in a worker thread)."""
         with Session(self.engine) as session:
             return query(session)
 

@@ -89,6 +89,7 @@ class CompatPlayer(Player):
         self.hub, self.writer, self.game_url = hub, writer, game_url
         self.connection = writer  # type: ignore[assignment]
         self.delivered = 0  # messages of this seat's log already sent as observations
+        self.holding_turn = False  # an observation was sent and its action has not come back yet
 
     def send(self, message: protocol.Message, text: str | None = None) -> None:
         """Translate one native message; those TextArena's client has no word for are dropped."""
@@ -105,8 +106,10 @@ class CompatPlayer(Player):
         if self.game_url:  # the matchmaking socket: the game itself goes to the game socket
             return self._matchmaking(message)
         if isinstance(message, protocol.Turn):
+            self.holding_turn = True
             return [self._observation(message.game_id, message.seat)]
         if isinstance(message, protocol.Ack):
+            self.holding_turn = False
             return [{"command": "action_ack"}]
         if isinstance(message, protocol.GameOver) and message.seat is not None:
             return self._game_over(message)
@@ -135,7 +138,8 @@ class CompatPlayer(Player):
         if (over.reward or 0) < 0 and "timeout" in over.reason:
             frames.append({"command": "timed_out", "message": over.reason})
         live = self.hub.live.get(over.game_id)
-        if live and live.game and live.game.turns and live.game.turns[-1].seat != seat:
+        moved_last = bool(live and live.game and live.game.turns and live.game.turns[-1].seat == seat)
+        if not self.holding_turn and not moved_last:
             frames.append(self._observation(over.game_id, seat))  # unblocks a client waiting for its turn
         outcome = "aborted" if over.status == "aborted" else result_of(over.rewards, seat)
         frames.append({"command": "game_over", "outcome": outcome, "reason": over.reason,
@@ -154,7 +158,7 @@ def _game_url(websocket: WebSocket) -> str:
 
 async def _identify(websocket: WebSocket, token: str) -> Any:
     hub: Hub = websocket.app.state.hub
-    return await asyncio.to_thread(hub._read, lambda s: agent_store.by_token(s, token)) if token else None
+    return await asyncio.to_thread(hub.read, lambda s: agent_store.by_token(s, token)) if token else None
 
 
 async def _refuse(writer: SocketWriter, message: str) -> None:
