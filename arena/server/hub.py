@@ -124,7 +124,7 @@ class Hub:
     async def identify(self, hello: protocol.Hello) -> tuple[Player, str | None]:
         """The player a token or guest name stands for; a new guest also gets its token."""
         if hello.token:
-            row = await asyncio.to_thread(self._read, lambda s: agent_store.by_token(s, hello.token))
+            row = await asyncio.to_thread(self.read, lambda s: agent_store.by_token(s, hello.token))
             if row is None:
                 raise HubError("bad_token", "unknown token: create one with `arena agents create NAME`")
             return Player(row.id, row.name, row.kind), None
@@ -135,7 +135,7 @@ class Hub:
             except agent_store.AgentConflict as error:
                 raise HubError("name_taken", f"the guest name '{hello.guest}' is taken; pick another, "
                                              "or sign in with its token") from error
-            row = await asyncio.to_thread(self._read, lambda s: agent_store.by_token(s, token))
+            row = await asyncio.to_thread(self.read, lambda s: agent_store.by_token(s, token))
             return Player(row.id, row.name, row.kind), token
         raise HubError("missing_token", "hello needs a token (agents) or a guest name (people)")
 
