@@ -214,3 +214,23 @@ def test_a_client_that_disappears_forfeits_and_its_opponent_wins(arena_server, d
     assert game_info["outcome"] == "win" and "disconnected" in game_info["reason"]
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(api.MATCHMAKING_HTTP_URI + "/nothing-here", timeout=5)
+
+
+class Slow(ta.Agent):
+    """Thinks longer than the server's move deadline."""
+
+    model_name = "slowpoke"
+
+    def __call__(self, observation: str) -> str:
+        time.sleep(8)
+        return "[4]"
+
+
+def test_a_client_past_the_deadline_is_told_it_timed_out(arena_server, db_url: str) -> None:
+    arena_server("--house-wait", "0.5", "--move-timeout", "5")  # the client's own 2 s pause counts too
+    results = run_clients(("TicTacToe-v0", "slowpoke", Slow()))
+    rewards, info = results["slowpoke"]
+    [reward] = rewards.values()
+    [game_info] = info.values()
+    assert reward < 0 and reward == pytest.approx(rating_changes(db_url, "TicTacToe-v0")["slowpoke"])
+    assert game_info["outcome"] == "loss" and "timeout" in game_info["reason"]
