@@ -124,8 +124,15 @@ def _build_python(spec: AgentSpec) -> Agent:
     raise SpecError(f"bad agent spec '{spec.text}': '{attr}' is not a textarena.Agent or a factory")
 
 
+def _build_openai(spec: AgentSpec) -> Agent:
+    from agents.openai_agent import build
+
+    return build(spec.target, spec.name, spec.params)
+
+
 BUILDERS: dict[str, Callable[[AgentSpec], Agent]] = {
     "random": _build_random,
     "first": _build_first,
     "python": _build_python,
+    "openai": _build_openai,
 }

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: things that stand in for what cannot run here."""

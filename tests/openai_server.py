@@ -1,0 +1,80 @@
+"""An OpenAI-compatible chat-completions server for tests, run on localhost in a background thread.
+
+It answers with the first move the game lists, after `latency` seconds; `fail` is a list of HTTP
+statuses to answer first (one per request), `malformed` makes every answer an unusable body, and
+it counts requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+
+import uvicorn
+from server_helpers import free_port
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+
+class FakeLLM:
+    """Configurable behaviour plus what it saw."""
+
+    def __init__(self, model: str = "test-model", latency: float = 0.0) -> None:
+        self.model, self.latency = model, latency
+        self.fail: list[int] = []
+        self.malformed = False
+        self.think = False
+        self.in_flight = self.peak = self.requests = 0
+        self.bodies: list[dict] = []
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._server: uvicorn.Server | None = None
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/v1/models", self.models), Route("/v1/chat/completions", self.chat,
+                                                                         methods=["POST"])])
+
+    async def models(self, request: Request) -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model"}]})
+
+    async def chat(self, request: Request):
+        body = await request.json()
+        self.requests += 1
+        self.bodies.append(body)
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(self.latency)
+            if self.fail:
+                return PlainTextResponse("try again", status_code=self.fail.pop(0))
+            if self.malformed:
+                return PlainTextResponse("{not json")
+            return JSONResponse(self._completion(body))
+        finally:
+            self.in_flight -= 1
+
+    def _completion(self, body: dict) -> dict:
+        prompt = body["messages"][-1]["content"]
+        listed = re.findall(r"\[[^\[\]\n]+\]", re.split(r"Available Moves:|available actions are:", prompt)[-1])
+        text = f"I will play {listed[0] if listed else '[4]'}"
+        if self.think:
+            text = "<think>The centre looks strong [9].</think>" + text
+        return {"id": "x", "object": "chat.completion", "model": self.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}}
+
+    def __enter__(self) -> FakeLLM:
+        config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        threading.Thread(target=self._server.run, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.should_exit = True
