@@ -6,7 +6,6 @@ import asyncio
 import subprocess
 
 import pytest
-from openai_server import FakeLLM
 from server_helpers import ARENA, free_port
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +17,7 @@ from arena.recorder import Recorder
 from arena.runner import Match, Seat, play_matches
 from arena.store.models import TurnRow
 from arena.store.writer import Writer
+from arena.testing.fake_openai import FakeLLM
 
 BOARD = "[GAME] Current Board ...\nAvailable Moves: '[0]', '[4]', '[8]'"
 

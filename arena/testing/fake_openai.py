@@ -1,4 +1,4 @@
-"""An OpenAI-compatible chat-completions server for tests, run on localhost in a background thread.
+"""An OpenAI-compatible chat-completions server for tests and benchmarks, on localhost in a thread.
 
 It answers with the first move the game lists, after `latency` seconds; `fail` is a list of HTTP
 statuses to answer first (one per request), `malformed` makes every answer an unusable body, and
@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import threading
 import time
 
 import uvicorn
-from server_helpers import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
+
+
+def free_port() -> int:
+    """A free TCP port on localhost."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class FakeLLM:
