@@ -18,6 +18,7 @@ from agents.base import Agent, Decision, TurnContext
 from arena.prompting import EXTRACTORS, Conversation, extract_action, system_prompt
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+CONNECTIONS_PER_CLIENT = 8  # httpx's pool scans every connection per request: keep each pool small
 SAMPLING_KEYS = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int, "presence_penalty": float,
                  "frequency_penalty": float, "stop": str}
 
@@ -40,17 +41,19 @@ class OpenAIAgent(Agent):
         self.concurrency, self.timeout, self.retries, self.backoff = concurrency, timeout, retries, backoff
         self.extract, self.conversation, self.system = extract, conversation, system
         self._slots = asyncio.Semaphore(concurrency)
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._next = 0
         self._chats: dict[tuple[str, int], Conversation] = {}
 
     async def start(self) -> None:
         """Fail now, clearly, if the endpoint is unreachable or does not serve the model."""
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self.timeout,
-                                         limits=limits)
+        limits = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT, max_keepalive_connections=CONNECTIONS_PER_CLIENT)
+        self._clients = [httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self.timeout,
+                                           limits=limits)
+                         for _ in range(max(1, -(-self.concurrency // CONNECTIONS_PER_CLIENT)))]
         try:
-            listing = await self._client.get("/models")
+            listing = await self._clients[0].get("/models")
             listing.raise_for_status()
             served = [m.get("id") for m in listing.json().get("data", [])]
         except (httpx.HTTPError, ValueError, AttributeError) as error:
@@ -62,9 +65,9 @@ class OpenAIAgent(Agent):
 
     async def close(self) -> None:
         """Close the HTTP connections."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for client in self._clients:
+            await client.aclose()
+        self._clients = []
 
     def end_game(self, game_key: str) -> None:
         """Forget the conversations of a finished game."""
@@ -90,7 +93,7 @@ class OpenAIAgent(Agent):
 
     async def _complete(self, messages: list[dict[str, str]]) -> tuple[dict, int, list[str], float]:
         """POST with retries; returns (response JSON, attempts, errors met on the way, seconds)."""
-        assert self._client is not None, "start() the agent first"
+        assert self._clients, "start() the agent first"
         body = {"model": self.model, "messages": messages, **self.sampling}
         errors: list[str] = []
         started = time.perf_counter()
@@ -105,8 +108,9 @@ class OpenAIAgent(Agent):
         raise AssertionError("unreachable")
 
     async def _post(self, body: dict) -> dict:
+        self._next = (self._next + 1) % len(self._clients)
         try:
-            response = await self._client.post("/chat/completions", json=body)  # type: ignore[union-attr]
+            response = await self._clients[self._next].post("/chat/completions", json=body)
         except httpx.TimeoutException as error:
             raise TransientError(f"timeout after {self.timeout:g} s") from error
         except httpx.TransportError as error:

@@ -42,8 +42,14 @@ class FakeLLM:
         self._server: uvicorn.Server | None = None
 
     def app(self) -> Starlette:
+        """The Starlette application: /v1/models, /v1/chat/completions, and /stats for counts."""
         return Starlette(routes=[Route("/v1/models", self.models), Route("/v1/chat/completions", self.chat,
-                                                                         methods=["POST"])])
+                                                                         methods=["POST"]),
+                                 Route("/stats", self.stats)])
+
+    async def stats(self, request: Request) -> JSONResponse:
+        """Requests served and the most in flight at once."""
+        return JSONResponse({"requests": self.requests, "peak": self.peak})
 
     async def models(self, request: Request) -> JSONResponse:
         return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model"}]})
@@ -85,3 +91,10 @@ class FakeLLM:
 
     def __exit__(self, *exc) -> None:
         self._server.should_exit = True
+
+
+if __name__ == "__main__":  # run alone: python -m arena.testing.fake_openai PORT LATENCY
+    import sys
+
+    fake = FakeLLM(latency=float(sys.argv[2]))
+    uvicorn.run(fake.app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
