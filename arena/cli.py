@@ -232,7 +232,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         standings = ratings.leaderboard(session, args.env)
     engine.dispose()
     if args.json:
-        print(json.dumps([{**asdict(s), "rating": s.rating} for s in standings], indent=1))
+        print(json.dumps([asdict(s) for s in standings], indent=1))
         return 0
     table = Table("#", "agent", "rating", "mu", "sigma", "games", "wins", "draws", "losses", "invalid moves",
                   title=f"Leaderboard: {args.env or 'overall'}")

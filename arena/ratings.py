@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trueskill
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -147,7 +147,7 @@ def rebuild(session: Session) -> RebuildReport:
 
 @dataclass(frozen=True)
 class Standing:
-    """One leaderboard line."""
+    """One leaderboard line; `rating` is the conservative mu - 3 sigma the board is sorted by."""
 
     agent: str
     mu: float
@@ -157,11 +157,10 @@ class Standing:
     draws: int
     losses: int
     invalid_moves: int
+    rating: float = field(init=False)
 
-    @property
-    def rating(self) -> float:
-        """The conservative rating the board is sorted by: mu - 3 sigma."""
-        return self.mu - 3 * self.sigma
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rating", self.mu - 3 * self.sigma)
 
 
 def leaderboard(session: Session, env_id: str | None = None, agent_ids: Sequence[int] | None = None,

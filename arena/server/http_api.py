@@ -24,20 +24,6 @@ class GameEntry(BaseModel):
     players: list[int]
 
 
-class Standing(BaseModel):
-    """A leaderboard line."""
-
-    agent: str
-    rating: float
-    mu: float
-    sigma: float
-    games: int
-    wins: int
-    draws: int
-    losses: int
-    invalid_moves: int
-
-
 class SeatInfo(BaseModel):
     """A seat in an episode."""
 
@@ -118,12 +104,10 @@ def games() -> list[GameEntry]:
 
 
 @router.get("/api/leaderboard")
-def leaderboard(request: Request, env: str | None = None) -> list[Standing]:
+def leaderboard(request: Request, env: str | None = None) -> list[ratings.Standing]:
     """Ratings in one env, or overall."""
     with _session(request) as session:
-        rows = ratings.leaderboard(session, env)
-    return [Standing(agent=s.agent, rating=s.rating, mu=s.mu, sigma=s.sigma, games=s.games, wins=s.wins,
-                     draws=s.draws, losses=s.losses, invalid_moves=s.invalid_moves) for s in rows]
+        return ratings.leaderboard(session, env)
 
 
 @router.get("/api/episodes")
