@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from agents.base import Agent, Decision, TurnContext
-from arena.prompting import EXTRACTORS, Conversation, extract_action, system_prompt
+from arena.prompting import EXTRACTORS, Conversation, extract_action, system_prompt, turn_info
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 CONNECTIONS_PER_CLIENT = 8  # httpx's pool scans every connection per request: keep each pool small
@@ -84,11 +84,8 @@ class OpenAIAgent(Agent):
         completion = _content(response)
         chat.answered(completion)
         extraction = extract_action(completion, self.extract)
-        usage = response.get("usage") or {}
-        info = {"model": self.model, "sampling": self.sampling, "prompt": messages, "completion": completion,
-                "reasoning": extraction.reasoning, "action": extraction.action,
-                "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-                "latency": latency, "attempts": attempts, "errors": errors}
+        info = turn_info(self.model, self.sampling, messages, completion, extraction, response.get("usage") or {},
+                         latency, attempts, errors)
         return Decision(extraction.action or completion.strip()[:500], info)
 
     async def _complete(self, messages: list[dict[str, str]]) -> tuple[dict, int, list[str], float]:

@@ -130,9 +130,16 @@ def _build_openai(spec: AgentSpec) -> Agent:
     return build(spec.target, spec.name, spec.params)
 
 
+def _build_local(spec: AgentSpec) -> Agent:
+    from agents.local_agent import build
+
+    return build(spec.target, spec.name, spec.params)
+
+
 BUILDERS: dict[str, Callable[[AgentSpec], Agent]] = {
     "random": _build_random,
     "first": _build_first,
     "python": _build_python,
     "openai": _build_openai,
+    "local": _build_local,
 }

@@ -82,3 +82,12 @@ class Conversation:
 def system_prompt(env_id: str, seat: int, template: str | None = None) -> str:
     """The system prompt for a game and seat (a template may use {env_id} and {seat})."""
     return (template or DEFAULT_SYSTEM_PROMPT).format(env_id=env_id, seat=seat)
+
+
+def turn_info(model: str, sampling: dict, prompt: list[dict[str, str]], completion: str, extraction: Extraction,
+              usage: dict, latency: float, attempts: int = 1, errors: list[str] | None = None) -> dict:
+    """What every LLM agent stores on a turn (`turns.info`)."""
+    return {"model": model, "sampling": sampling, "prompt": prompt, "completion": completion,
+            "reasoning": extraction.reasoning, "action": extraction.action,
+            "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
+            "latency": latency, "attempts": attempts, "errors": errors or []}

@@ -131,7 +131,7 @@ def test_games_lists_playable_games_and_all_with_reasons() -> None:
     assert everything["Wordle-v0"]["reason"].startswith("corpus download")
     assert everything["GuessWho-v0"]["reason"].startswith("API key needed")
     assert everything["Klondike-v0"]["reason"].startswith("Python syntax")
-    assert everything["Sokoban-v0"]["reason"].startswith("missing dependency")
+    assert everything["BabyAiText-v0"]["reason"].startswith("missing dependency")
     assert everything["UsedCarNegotiation-v0"]["reason"].startswith("missing data")
     table = arena("games", "--all")
     assert "Wordle-v0" in table.stdout and "env ids run here" in table.stdout
