@@ -350,18 +350,13 @@ async def run_echo(run: Run, port: int, pid: int) -> None:
 
 async def bench(run: Run) -> None:
     """The arena phase, then the echo phase, each with its own server stopped afterwards."""
-    run.phase = "arena: starting the server"
-    port = free_port()
-    arena = await start_arena(run, port)
-    run.phase = "arena: connecting clients"
-    await run_arena(run, port, arena.pid)
-    print(f"arena server {stop_process(arena)}", flush=True)
-    run.phase = "echo: starting the server"
-    port = free_port()
-    echo = await start_echo(run, port)
-    run.phase = "echo: connecting clients"
-    await run_echo(run, port, echo.pid)
-    print(f"echo server {stop_process(echo)}", flush=True)
+    for name, start, measure in (("arena", start_arena, run_arena), ("echo", start_echo, run_echo)):
+        run.phase = f"{name}: starting the server"
+        port = free_port()
+        server = await start(run, port)
+        run.phase = f"{name}: connecting clients"
+        await measure(run, port, server.pid)
+        print(f"{name} server {stop_process(server)}", flush=True)
 
 
 def percentile(values: list[float], q: float) -> float:
