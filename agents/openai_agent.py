@@ -9,41 +9,35 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import time
-from typing import Any
 
 import httpx
 
-from agents.base import Agent, Decision, TurnContext
-from arena.prompting import EXTRACTORS, Conversation, extract_action, system_prompt, turn_info
+from agents.llm_agent import Completion, LLMAgent
+from agents.llm_options import LLMOptions, parse_llm_options
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 CONNECTIONS_PER_CLIENT = 8  # httpx's pool scans every connection per request: keep each pool small
-SAMPLING_KEYS = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int, "presence_penalty": float,
-                 "frequency_penalty": float, "stop": str}
+SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty", "stop")
+OWN_OPTIONS = {"base_url": str, "concurrency": int, "timeout": float, "retries": int}
 
 
 class TransientError(Exception):
     """A failure worth retrying: rate limit, server error, timeout, dropped connection."""
 
 
-class OpenAIAgent(Agent):
+class OpenAIAgent(LLMAgent):
     """Chat-completions agent with concurrency, retries and full per-turn records."""
 
-    def __init__(self, model: str, name: str, base_url: str, api_key: str | None = None,
-                 sampling: dict[str, Any] | None = None, concurrency: int = 64, timeout: float = 60.0,
-                 retries: int = 4, extract: str = "bracket", conversation: bool = False,
-                 system: str | None = None, backoff: float = 0.5) -> None:
-        if extract not in EXTRACTORS:
-            raise ValueError(f"extract must be one of {', '.join(EXTRACTORS)}")
-        self.model, self.name, self.base_url = model, name, base_url.rstrip("/")
-        self.api_key, self.sampling = api_key, dict(sampling or {})
+    def __init__(self, model: str, name: str, base_url: str, options: LLMOptions | None = None,
+                 api_key: str | None = None, concurrency: int = 64, timeout: float = 60.0, retries: int = 4,
+                 backoff: float = 0.5) -> None:
+        super().__init__(name, options or LLMOptions())
+        self.model = self.model_name = model
+        self.base_url, self.api_key = base_url.rstrip("/"), api_key
         self.concurrency, self.timeout, self.retries, self.backoff = concurrency, timeout, retries, backoff
-        self.extract, self.conversation, self.system = extract, conversation, system
         self._slots = asyncio.Semaphore(concurrency)
         self._clients: list[httpx.AsyncClient] = []
         self._next = 0
-        self._chats: dict[tuple[str, int], Conversation] = {}
 
     async def start(self) -> None:
         """Fail now, clearly, if the endpoint is unreachable or does not serve the model."""
@@ -69,34 +63,22 @@ class OpenAIAgent(Agent):
             await client.aclose()
         self._clients = []
 
-    def end_game(self, game_key: str) -> None:
-        """Forget the conversations of a finished game."""
-        for key in [k for k in self._chats if k[0] == game_key]:
-            del self._chats[key]
-
-    async def decide(self, observation: str, context: TurnContext) -> Decision:
-        """Prompt the model, extract the move, and record everything about the exchange."""
-        chat = self._chats.setdefault((context.game_key, context.seat), Conversation(
-            system_prompt(context.env_id, context.seat, self.system), growing=self.conversation))
-        messages = chat.prompt(observation)
+    async def complete(self, messages: list[dict[str, str]]) -> Completion:
+        """One chat completion, at most `concurrency` at once, retried on transient failures."""
         async with self._slots:
-            response, attempts, errors, latency = await self._complete(messages)
-        completion = _content(response)
-        chat.answered(completion)
-        extraction = extract_action(completion, self.extract)
-        info = turn_info(self.model, self.sampling, messages, completion, extraction, response.get("usage") or {},
-                         latency, attempts, errors)
-        return Decision(extraction.action or completion.strip()[:500], info)
+            response, attempts, errors = await self._complete(messages)
+        usage = response.get("usage") or {}
+        return Completion(_content(response), usage.get("prompt_tokens"), usage.get("completion_tokens"),
+                          attempts, errors)
 
-    async def _complete(self, messages: list[dict[str, str]]) -> tuple[dict, int, list[str], float]:
-        """POST with retries; returns (response JSON, attempts, errors met on the way, seconds)."""
+    async def _complete(self, messages: list[dict[str, str]]) -> tuple[dict, int, list[str]]:
+        """POST with retries; returns (response JSON, attempts, errors met on the way)."""
         assert self._clients, "start() the agent first"
         body = {"model": self.model, "messages": messages, **self.sampling}
         errors: list[str] = []
-        started = time.perf_counter()
         for attempt in range(1, self.retries + 2):
             try:
-                return await self._post(body), attempt, errors, time.perf_counter() - started
+                return await self._post(body), attempt, errors
             except TransientError as error:
                 errors.append(str(error))
                 if attempt > self.retries:
@@ -131,19 +113,11 @@ def _content(response: dict) -> str:
 
 
 def build(model: str, name: str, params: dict[str, str]) -> OpenAIAgent:
-    """An agent from spec options: base_url, concurrency, timeout, retries, extract, conversation, system,
-    and sampling parameters (temperature, top_p, max_tokens, seed, ...)."""
+    """An agent from spec options: base_url, concurrency, timeout, retries, prompting and sampling options."""
     if not model:
         raise ValueError("use openai:MODEL, e.g. openai:Qwen/Qwen2.5-0.5B-Instruct")
-    options = dict(params)
-    sampling = {k: SAMPLING_KEYS[k](options.pop(k)) for k in list(options) if k in SAMPLING_KEYS}
-    base_url = options.pop("base_url", None) or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    known = {"concurrency", "timeout", "retries", "extract", "conversation", "system"}
-    unknown = set(options) - known
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)}; known: {sorted(known | set(SAMPLING_KEYS))}")
-    return OpenAIAgent(
-        model, name, base_url, api_key=os.environ.get("OPENAI_API_KEY"), sampling=sampling,
-        concurrency=int(options.get("concurrency", 64)), timeout=float(options.get("timeout", 60)),
-        retries=int(options.get("retries", 4)), extract=options.get("extract", "bracket"),
-        conversation=options.get("conversation", "0") in ("1", "true", "yes"), system=options.get("system"))
+    options = parse_llm_options(params, SAMPLING, OWN_OPTIONS)
+    base_url = options.own.get("base_url") or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    return OpenAIAgent(model, name, base_url, options, api_key=os.environ.get("OPENAI_API_KEY"),
+                       concurrency=options.own.get("concurrency", 64), timeout=options.own.get("timeout", 60.0),
+                       retries=options.own.get("retries", 4))

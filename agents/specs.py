@@ -136,10 +136,17 @@ def _build_local(spec: AgentSpec) -> Agent:
     return build(spec.target, spec.name, spec.params)
 
 
+def _build_vllm(spec: AgentSpec) -> Agent:
+    from agents.vllm_agent import build
+
+    return build(spec.target, spec.name, spec.params)
+
+
 BUILDERS: dict[str, Callable[[AgentSpec], Agent]] = {
     "random": _build_random,
     "first": _build_first,
     "python": _build_python,
     "openai": _build_openai,
     "local": _build_local,
+    "vllm": _build_vllm,
 }

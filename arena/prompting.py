@@ -84,6 +84,16 @@ def system_prompt(env_id: str, seat: int, template: str | None = None) -> str:
     return (template or DEFAULT_SYSTEM_PROMPT).format(env_id=env_id, seat=seat)
 
 
+def plain_prompt(messages: list[dict[str, str]]) -> str:
+    """Chat messages as one plain-text prompt, for base models that have no chat template."""
+    return "\n\n".join(m["content"] for m in messages) + "\n\nYour move:"
+
+
+def keep_tail(tokens: list[int], budget: int) -> list[int]:
+    """A prompt's token ids cut to `budget`: the first (BOS) and the latest ones, where the game state is."""
+    return tokens if len(tokens) <= budget else tokens[:1] + tokens[len(tokens) - budget + 1:]
+
+
 def turn_info(model: str, sampling: dict, prompt: list[dict[str, str]], completion: str, extraction: Extraction,
               usage: dict, latency: float, attempts: int = 1, errors: list[str] | None = None) -> dict:
     """What every LLM agent stores on a turn (`turns.info`)."""

@@ -187,7 +187,7 @@ async def start_arena(run: Run, port: int) -> subprocess.Popen:
     """Start `arena serve` and wait until /health answers 200."""
     arena = str(Path(sys.executable).parent / "arena")
     command = [arena, "serve", "--port", str(port), "--db", f"sqlite:///{run.tmp / 'bench.db'}",
-               "--house-wait", "3600", "--move-timeout", "120"]
+               "--house", "random", "--house-wait", "3600", "--move-timeout", "120"]
     proc = start_process(run, "arena", command)
     await wait_until(lambda: asyncio.to_thread(health_ok, port), proc, "the arena server")
     return proc

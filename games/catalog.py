@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from arena.paths import cache_root
+
 TEXTARENA_VERSION = "0.7.4"
 VARIANT_SUFFIXES = ("-raw", "-train")
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -61,11 +63,8 @@ def registered_ids() -> list[str]:
 
 def cache_path() -> Path:
     """Cache file, keyed by the textarena and Python versions."""
-    root = os.environ.get("ARENA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "arena"
-    )
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return Path(root) / f"catalog-textarena{TEXTARENA_VERSION}-py{py}.json"
+    return cache_root() / f"catalog-textarena{TEXTARENA_VERSION}-py{py}.json"
 
 
 _MEMORY: dict[Path, dict[str, dict]] = {}  # the cache file, read once per process

