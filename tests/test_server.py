@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from server_helpers import Client, ServerProcess
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -67,6 +69,19 @@ async def test_two_sdk_agents_play_a_full_game(server, db_url: str) -> None:
     assert {b["agent"] for b in board} == {"alice", "bob"} and all(b["games"] == 2 for b in board)
     detail = srv.get(f"/api/episodes/{rows[0].id}")
     assert detail["turns"] and detail["turns"][0]["observation"]
+    metrics = scrape(srv)
+    moves = sum(len(srv.get(f"/api/episodes/{row.id}")["turns"]) for row in rows)
+    assert metrics[("arena_games_total", "status=finished")] == 2 and metrics[("arena_moves_total",)] == moves
+    assert metrics[("arena_move_latency_seconds_count",)] == moves - 2, "each move but a game's last has a next turn"
+    assert ("arena_connections",) in metrics and ("arena_live_games",) in metrics
+
+
+def scrape(srv: ServerProcess) -> dict[tuple, float]:
+    """The server's /metrics: {(sample name, label=value, ...): value}."""
+    with urllib.request.urlopen(srv.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {(s.name, *(f"{k}={v}" for k, v in s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 async def test_guest_plays_a_house_agent_and_is_rated_as_itself(server, db_url: str) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -18,24 +20,35 @@ POLICY_VIOLATION = 1008
 OUTBOX_LIMIT = 10_000
 
 
+@dataclass(frozen=True)
+class Close:
+    """The last item of a writer's queue: close the socket with this code."""
+
+    code: int
+    reason: str
+
+
+Sent = Callable[[], None]  # called once a frame has been written to the socket
+
+
 class SocketWriter:
     """Sends queued frames on a websocket from its own task, so a slow reader never blocks a game."""
 
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
-        self._queue: asyncio.Queue[str | tuple[int, str]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, Sent | None] | Close] = asyncio.Queue()
         self._task = asyncio.create_task(self._run())
 
-    def send(self, message: protocol.Message | str) -> None:
+    def send(self, message: protocol.Message | str, on_sent: Sent | None = None) -> None:
         """Queue a message (or its JSON); a client that stops reading is cut off."""
         if self._queue.qsize() > OUTBOX_LIMIT:
             self.close(POLICY_VIOLATION, "too many unread messages")
             return
-        self._queue.put_nowait(message if isinstance(message, str) else message.model_dump_json())
+        self._queue.put_nowait((message if isinstance(message, str) else message.model_dump_json(), on_sent))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the socket once everything queued before has been sent."""
-        self._queue.put_nowait((code, reason))
+        self._queue.put_nowait(Close(code, reason))
 
     async def done(self) -> None:
         """Wait until the writer has closed the socket or lost it."""
@@ -47,9 +60,11 @@ class SocketWriter:
 
     async def _run(self) -> None:
         with contextlib.suppress(Exception):
-            while isinstance(item := await self._queue.get(), str):
-                await self.websocket.send_text(item)
-            await self.websocket.close(*item)
+            while isinstance(item := await self._queue.get(), tuple):
+                await self.websocket.send_text(item[0])
+                if item[1] is not None:
+                    item[1]()
+            await self.websocket.close(item.code, item.reason)
 
 
 class Connection:
@@ -61,15 +76,16 @@ class Connection:
         self.writer: SocketWriter | None = None
         self._window_start, self._window_count = time.monotonic(), 0
 
-    def send(self, message: protocol.Message | str) -> None:
+    def send(self, message: protocol.Message | str, on_sent: Sent | None = None) -> None:
         """Queue a message for this client."""
         if self.writer is not None:
-            self.writer.send(message)
+            self.writer.send(message, on_sent)
 
     async def run(self) -> None:
         """Serve the connection until it closes; any failure ends only this connection."""
         await self.websocket.accept()
         self.writer = SocketWriter(self.websocket)
+        self.hub.metrics.connections.inc()
         try:
             await self._receive_forever()
         except WebSocketDisconnect:
@@ -77,12 +93,14 @@ class Connection:
         except Exception:  # noqa: BLE001 - one client can never take the server down
             log.exception("connection failed")
         finally:
+            self.hub.metrics.connections.dec()
             self.hub.disconnected(self.player, self)
             self.writer.cancel()
 
     async def _receive_forever(self) -> None:
         while True:
             frame = await self.websocket.receive()
+            arrived = time.perf_counter()
             if frame["type"] == "websocket.disconnect":
                 return
             if self._flooding():
@@ -91,7 +109,7 @@ class Connection:
             if frame.get("text") is None:
                 self.send(protocol.Error(code="binary_frame", message="send JSON text frames, not binary"))
                 continue
-            await self._handle(frame["text"])
+            await self._handle(frame["text"], arrived)
 
     def _flooding(self) -> bool:
         now = time.monotonic()
@@ -100,16 +118,16 @@ class Connection:
         self._window_count += 1
         return self._window_count > self.hub.settings.max_messages_per_second
 
-    async def _handle(self, text: str) -> None:
+    async def _handle(self, text: str, arrived: float) -> None:
         try:
             message = protocol.parse_client(text)
-            reply = await self._dispatch(message)
+            reply = await self._dispatch(message, arrived)
         except (protocol.ProtocolError, HubError) as error:
             reply = protocol.Error(code=error.code, message=str(error))
         if reply is not None:
             self.send(reply)
 
-    async def _dispatch(self, message: protocol.Message) -> protocol.Message | None:
+    async def _dispatch(self, message: protocol.Message, arrived: float) -> protocol.Message | None:
         if isinstance(message, protocol.Ping):
             return protocol.Pong(data=message.data)
         if isinstance(message, protocol.Hello):
@@ -122,7 +140,7 @@ class Connection:
         if isinstance(message, protocol.Queue):
             return await self.hub.enqueue(self.player, message)
         if isinstance(message, protocol.Action):
-            return self.hub.act(self.player, message)
+            return self.hub.act(self.player, message, arrived)
         if isinstance(message, protocol.Resume):
             self.hub.resume(self.player, message.game_id)
             return None

@@ -1,11 +1,12 @@
-"""The JSON HTTP API: health, catalog, leaderboard, episodes and live games (typed for OpenAPI)."""
+"""The HTTP API: health, catalog, leaderboard, episodes and live games (JSON, typed for OpenAPI), metrics."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -138,3 +139,9 @@ def live(request: Request) -> list[LiveEntry]:
     return [LiveEntry(game_id=g.game_id, env_id=g.env_id, players=g.names,
                       turns=len(g.game.turns) if g.game else 0, spectators=len(g.spectators))
             for g in hub.live.values()]
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics: games, moves, connections, and the action -> next turn latency histogram."""
+    return Response(request.app.state.hub.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

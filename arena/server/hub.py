@@ -20,6 +20,7 @@ from arena.engine import Event, Game, PublicMessages
 from arena.recorder import Recorder
 from arena.runner import Match, MatchListener, MatchResult, Seat, play_match
 from arena.server.matchmaking import Pairing, Ticket, find_matches
+from arena.server.metrics import ServerMetrics
 from arena.server.players import Player, RemoteSeat
 from arena.server.settings import ServerSettings
 from arena.store import agents as agent_store
@@ -80,6 +81,8 @@ class Hub:
         self._rng = random.Random()
         self._finished: set[int] = set()
         self._wake_pending = False
+        self.metrics = ServerMetrics()
+        self.metrics.live_games.set_function(lambda: len(self.live))
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -156,8 +159,8 @@ class Hub:
         """Take the player out of every queue."""
         self.tickets = [t for t in self.tickets if t.player is not player]
 
-    def act(self, player: Player, action: protocol.Action) -> protocol.Ack:
-        """Deliver an action to the seat the player holds in that game."""
+    def act(self, player: Player, action: protocol.Action, arrived: float) -> protocol.Ack:
+        """Deliver an action (arrived at perf_counter() time `arrived`) to the player's seat in that game."""
         live = self.live.get(action.game_id)
         if action.game_id in self._finished or live is not None and live.game is not None and live.game.done:
             raise HubError("game_over", f"game {action.game_id} is over")
@@ -172,6 +175,7 @@ class Hub:
         problem = seat.answer(seat.turn.turn, action.action)
         if problem:
             raise HubError(problem, f"no move is expected from you in game {action.game_id} now")
+        self.metrics.action_arrived(action.game_id, arrived)
         return protocol.Ack(game_id=action.game_id, turn=len(live.game.turns))
 
     def resume(self, player: Player, game_id: int) -> None:
@@ -256,7 +260,8 @@ class Hub:
         live = LiveGame(pairing.env_id, [], {}, abandon)
         seats: list[Seat] = []
         for ticket in pairing.tickets:
-            remote = RemoteSeat(ticket.player, 0, len(seats), self.settings.resume_grace, abandon)
+            remote = RemoteSeat(ticket.player, 0, len(seats), self.settings.resume_grace, abandon,
+                                self.metrics.turn_sent)
             live.remote[len(seats)] = remote
             seats.append(Seat(remote, ticket.player.agent_id))
         by_name = {seat.agent.name: seat for seat in self.house}
@@ -276,15 +281,19 @@ class Hub:
 
     async def _play(self, match: Match, live: LiveGame, key: int) -> None:
         """Run one game on the runner; announce the result (after its commit), then forget the game."""
+        status = "aborted"
         try:
             result = await play_match(match, self.recorder, _LiveListener(self, live))
             self._finished.add(live.game_id)
             self._announce(live, result)
+            status = result.outcome.status
         except asyncio.CancelledError:
             pass
         except Exception:  # noqa: BLE001 - a failed game must not take the server down
             log.exception("game %s failed", live.game_id)
+            status = "failed"
         finally:
+            self.metrics.game_ended(live.game_id, status)
             self._pending.pop(key, None)
             self.live.pop(live.game_id, None)
             for remote in live.remote.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,21 +24,22 @@ class Player:
     connection: Connection | None = None
     seats: dict[int, RemoteSeat] = field(default_factory=dict)  # game id -> seat held
 
-    def send(self, message: protocol.Message, text: str | None = None) -> None:
+    def send(self, message: protocol.Message, text: str | None = None,
+             on_sent: Callable[[], None] | None = None) -> None:
         """Send if connected (`text`: the message's JSON, when one text goes to many players).
 
         Messages to a dropped player are not queued: `resume` replays the state."""
         if self.connection is not None:
-            self.connection.send(text or message)
+            self.connection.send(text or message, on_sent)
 
 
 class RemoteSeat(Agent):
     """The agent for a seat held by a connected player: `decide` sends `turn` and waits for `action`."""
 
     def __init__(self, player: Player, game_id: int, seat: int, grace: float,
-                 abandon: asyncio.Future[tuple[int, str]]) -> None:
+                 abandon: asyncio.Future[tuple[int, str]], turn_sent: Callable[[int], None]) -> None:
         self.player, self.game_id, self.seat, self.grace = player, game_id, seat, grace
-        self.abandon = abandon
+        self.abandon, self.turn_sent = abandon, turn_sent
         self.name = player.name
         self.turn: protocol.Turn | None = None
         self._answer: asyncio.Future[str] | None = None
@@ -48,7 +50,7 @@ class RemoteSeat(Agent):
         self.turn = protocol.Turn(game_id=self.game_id, seat=self.seat, turn=context.turn,
                                   observation=observation, deadline=context.deadline or 0.0)
         self._answer = asyncio.get_running_loop().create_future()
-        self.player.send(self.turn)
+        self.player.send(self.turn, on_sent=lambda: self.turn_sent(self.game_id))
         try:
             return Decision(await self._answer)
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from typing import Any
 
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect
 
 from arena import protocol
-from arena.server.connection import SocketWriter
+from arena.server.connection import Sent, SocketWriter
 from arena.server.hub import Hub, HubError
 from arena.server.players import Player
 from arena.server.textarena_ids import all_numbers, env_for_number, textarena_numbers
@@ -91,12 +92,12 @@ class CompatPlayer(Player):
         self.delivered = 0  # messages of this seat's log already sent as observations
         self.holding_turn = False  # an observation was sent and its action has not come back yet
 
-    def send(self, message: protocol.Message, text: str | None = None) -> None:
+    def send(self, message: protocol.Message, text: str | None = None, on_sent: Sent | None = None) -> None:
         """Translate one native message; those TextArena's client has no word for are dropped."""
         if self.connection is None:
             return
         for frame in self._translate(message):
-            self.writer.send(json.dumps(frame))
+            self.writer.send(json.dumps(frame), on_sent)
 
     def _translate(self, message: protocol.Message) -> list[dict[str, Any]]:
         if isinstance(message, protocol.Error):
@@ -234,7 +235,8 @@ async def game(websocket: WebSocket, token: str = "") -> None:
     try:
         hub.resume(player, game_id)
         while True:
-            _game_command(hub, player, game_id, await websocket.receive_text())
+            text = await websocket.receive_text()
+            _game_command(hub, player, game_id, text, time.perf_counter())
     except (WebSocketDisconnect, HubError):
         pass
     finally:
@@ -243,7 +245,7 @@ async def game(websocket: WebSocket, token: str = "") -> None:
         writer.close()
 
 
-def _game_command(hub: Hub, player: CompatPlayer, game_id: int, text: str) -> None:
+def _game_command(hub: Hub, player: CompatPlayer, game_id: int, text: str, arrived: float) -> None:
     try:
         command = json.loads(text)
         kind = command.get("command")
@@ -254,7 +256,7 @@ def _game_command(hub: Hub, player: CompatPlayer, game_id: int, text: str) -> No
         player.writer.send(json.dumps({"command": "pong"}))
     elif kind == "action" and isinstance(command.get("action"), str):
         try:
-            player.send(hub.act(player, protocol.Action(game_id=game_id, action=command["action"])))
+            player.send(hub.act(player, protocol.Action(game_id=game_id, action=command["action"]), arrived))
         except HubError as error:
             player.writer.send(json.dumps({"command": "error", "message": str(error)}))
     elif kind != "pong":
