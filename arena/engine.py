@@ -158,8 +158,8 @@ class Game:
         self._make = make
         self._guard = guard
         self._env: Any = None
-        self._random_state = random.Random(seed).getstate()
-        self._numpy_state: Any = None
+        self._random = _bound_methods(random.Random(seed))  # this game's `random` module functions
+        self._numpy_random: dict[str, Any] | None = None  # and `numpy.random` ones, made on first use
         self._seen = dict.fromkeys(range(num_players), 0)
         self._invalid: str | None = None
         self._invalid_flag = False
@@ -340,19 +340,44 @@ class Game:
 
     @contextmanager
     def _swapped_random_state(self) -> Iterator[None]:
-        outer = random.getstate()
-        random.setstate(self._random_state)
+        """Point the `random` (and `numpy.random`) module functions at this game's generators meanwhile.
+
+        TextArena calls `random.choice(...)` and the like through the module, so swapping the module's
+        attributes isolates games as well as swapping the global state would, at a fraction of the cost."""
         numpy = sys.modules.get("numpy")
-        outer_np = numpy.random.get_state() if numpy else None
-        if numpy and self._numpy_state is not None:
-            numpy.random.set_state(self._numpy_state)
-        elif numpy:
-            numpy.random.seed(self.seed % 2**32)
+        if numpy and self._numpy_random is None:
+            self._numpy_random = _bound_methods(numpy.random.RandomState(self.seed % 2**32))
+        outer = _install(random, self._random)
+        outer_np = _install(numpy.random, self._numpy_random) if numpy and self._numpy_random else None
         try:
             yield
         finally:
-            self._random_state = random.getstate()
-            random.setstate(outer)
-            if numpy:
-                self._numpy_state = numpy.random.get_state()
-                numpy.random.set_state(outer_np)
+            _install(random, outer)
+            if outer_np is not None:
+                _install(numpy.random, outer_np)
+
+
+def _module_methods(module: Any, instance: Any) -> list[str]:
+    """Names of the functions `module` exports as bound methods of its hidden global `instance`."""
+    return [name for name, value in vars(module).items() if getattr(value, "__self__", None) is instance]
+
+
+_RANDOM_NAMES = _module_methods(random, random._inst)  # random, choice, shuffle, seed, getstate, ...
+
+
+def _bound_methods(generator: Any) -> dict[str, Any]:
+    """The module functions a game may call, bound to its own `generator` (random.Random or RandomState)."""
+    if isinstance(generator, random.Random):
+        return {name: getattr(generator, name) for name in _RANDOM_NAMES}
+    import numpy
+
+    names = [*_module_methods(numpy.random, numpy.random.mtrand._rand), "seed"]  # numpy's seed is a plain function
+    return {name: getattr(generator, name) for name in names}
+
+
+def _install(module: Any, functions: dict[str, Any]) -> dict[str, Any]:
+    """Set module attributes; return the ones they replaced."""
+    namespace = vars(module)
+    replaced = {name: namespace[name] for name in functions}
+    namespace.update(functions)
+    return replaced

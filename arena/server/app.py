@@ -118,7 +118,7 @@ class ArenaServer(uvicorn.Server):
 def serve(settings: ServerSettings) -> None:
     """Run the server until SIGINT/SIGTERM."""
     app = create_app(settings)
-    common = {"host": settings.host, "ws": "websockets", "ws_max_size": WS_MAX_BYTES,
+    common = {"host": settings.host, "ws": "websockets-sansio", "ws_max_size": WS_MAX_BYTES,
               "ws_per_message_deflate": False, "log_level": "info"}
     config = uvicorn.Config(app, port=settings.port, lifespan="on", **common)
     cert, key = tls_files(settings)
