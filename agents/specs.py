@@ -124,29 +124,17 @@ def _build_python(spec: AgentSpec) -> Agent:
     raise SpecError(f"bad agent spec '{spec.text}': '{attr}' is not a textarena.Agent or a factory")
 
 
-def _build_openai(spec: AgentSpec) -> Agent:
-    from agents.openai_agent import build
-
-    return build(spec.target, spec.name, spec.params)
+# LLM agents are imported on first use: each pulls in its own heavy dependencies.
+_LLM_MODULES = {"openai": "agents.openai_agent", "local": "agents.local_agent", "vllm": "agents.vllm_agent"}
 
 
-def _build_local(spec: AgentSpec) -> Agent:
-    from agents.local_agent import build
-
-    return build(spec.target, spec.name, spec.params)
-
-
-def _build_vllm(spec: AgentSpec) -> Agent:
-    from agents.vllm_agent import build
-
-    return build(spec.target, spec.name, spec.params)
+def _build_llm(spec: AgentSpec) -> Agent:
+    return importlib.import_module(_LLM_MODULES[spec.kind]).build(spec.target, spec.name, spec.params)
 
 
 BUILDERS: dict[str, Callable[[AgentSpec], Agent]] = {
     "random": _build_random,
     "first": _build_first,
     "python": _build_python,
-    "openai": _build_openai,
-    "local": _build_local,
-    "vllm": _build_vllm,
+    **dict.fromkeys(_LLM_MODULES, _build_llm),
 }

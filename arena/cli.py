@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--agents", required=True, help="comma-separated agent specs, one per seat")
     play.add_argument("--games", type=int, default=1)
     play.add_argument("--seed", type=int, default=None, help="seed of the first game (default: random)")
-    play.add_argument("--concurrency", type=int, default=16)
+    play.add_argument("--concurrency", type=int, default=256, help="games in flight at once (256)")
     play.add_argument("--invalid-moves", type=_policy, default=InvalidMovePolicy(),
                       metavar="POLICY", help="textarena (default), forfeit or retry:N")
     play.add_argument("--move-timeout", type=float, default=60.0, help="seconds per move before forfeit")

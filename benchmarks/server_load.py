@@ -417,6 +417,10 @@ def report_arena(run: Run) -> tuple[float, float]:
           f"first -> last match {a.last_match - a.first_match:.2f} s")
     print(f"  {cpu_text(run, 'arena', f'from queue to last game_over ({a.last_over - a.queued_at:.2f} s)')}")
     print(f"arena moves/s: {moves_per_s:.1f}")
+    frames_out = sum(a.received.values())
+    frames_in = a.moves + 2 * games  # actions, plus a queue message per client (hellos came before)
+    print(f"frames: the server sent {frames_out} ({frames_out / a.moves:.2f} per move: {dict(a.received)}) and "
+          f"received {frames_in}; {(frames_out + frames_in) / wall:.0f} frames/s in all (an echo round trip is 2)")
     print(f"action -> next turn, as the clients saw it (their send -> the opponent's receipt): p50 {p50:.1f} ms, "
           f"p99 {p99:.1f} ms ({len(a.latencies)} samples)")
     samples = int(a.server_buckets[-1][1]) if a.server_buckets else 0

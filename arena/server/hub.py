@@ -6,7 +6,6 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -81,6 +80,7 @@ class Hub:
         self._rng = random.Random()
         self._finished: set[int] = set()
         self._wake_pending = False
+        self._known_ratings: dict[int, dict[str, tuple[float, float]]] = {}  # agent id -> env -> (mu, sigma)
         self.metrics = ServerMetrics()
         self.metrics.live_games.set_function(lambda: len(self.live))
 
@@ -146,8 +146,10 @@ class Hub:
         """Validate the envs and put the player in their queues."""
         if not self.accepting:
             raise HubError("shutting_down", "the server is shutting down")
-        infos = [await asyncio.to_thread(self._playable, env_id) for env_id in request.envs]
-        ratings = await asyncio.to_thread(self._ratings, player.agent_id, request.envs)
+        infos = [self._playable(env_id) if self._warmup.done() else await asyncio.to_thread(self._playable, env_id)
+                 for env_id in request.envs]  # in memory once the catalog is loaded; a thread until then
+        known = await self._ratings(player.agent_id)
+        ratings = {env_id: known[env_id] for env_id in [*request.envs, OVERALL] if env_id in known}
         self.leave(player)
         ticket = Ticket(player, request.envs, {i.env_id: _seats_needed(i) for i in infos},
                         request.opponent, request.self_play, time.monotonic(), ratings, time.monotonic())
@@ -285,6 +287,7 @@ class Hub:
         try:
             result = await play_match(match, self.recorder, _LiveListener(self, live))
             self._finished.add(live.game_id)
+            self._remember_ratings(result)
             self._announce(live, result)
             status = result.outcome.status
         except asyncio.CancelledError:
@@ -342,11 +345,19 @@ class Hub:
             code = "unknown_env" if "unknown env id" in str(error) else "unplayable_env"
             raise HubError(code, str(error)) from error
 
-    def _ratings(self, agent_id: int, env_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
-        query = select(RatingRow.env_id, RatingRow.mu, RatingRow.sigma).where(
-            RatingRow.agent_id == agent_id, RatingRow.env_id.in_([*env_ids, OVERALL]))
-        with self.engine.connect() as connection:
-            return {env_id: (mu, sigma) for env_id, mu, sigma in connection.execute(query)}
+    async def _ratings(self, agent_id: int) -> dict[str, tuple[float, float]]:
+        """An agent's ratings (mu, sigma) by env, read from the database once, then kept up to date here."""
+        if agent_id not in self._known_ratings:
+            query = select(RatingRow.env_id, RatingRow.mu, RatingRow.sigma).where(RatingRow.agent_id == agent_id)
+            rows = await asyncio.to_thread(self.read, lambda s: s.execute(query).all())
+            self._known_ratings.setdefault(agent_id, {env_id: (mu, sigma) for env_id, mu, sigma in rows})
+        return self._known_ratings[agent_id]
+
+    def _remember_ratings(self, result: MatchResult) -> None:
+        """Keep the ratings matchmaking uses in step with a finished game's (committed) changes."""
+        for change in result.rating_changes:
+            if change.agent_id in self._known_ratings:
+                self._known_ratings[change.agent_id][change.env_id] = (change.mu_after, change.sigma_after)
 
 
 class _LiveListener(MatchListener):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Sequence
@@ -69,29 +70,35 @@ def compatible(a: Ticket, b: Ticket, env_id: str) -> bool:
 def find_matches(tickets: Sequence[Ticket], now: float, house_wait: float, house: Sequence[str],
                  rng: random.Random) -> list[Pairing]:
     """Games that can start now, oldest tickets first; each ticket is used at most once."""
+    ordered = sorted(tickets, key=lambda t: t.since)
+    queues: dict[str, list[Ticket]] = {}  # env id -> its waiting tickets, oldest first
+    for ticket in ordered:
+        for env_id in ticket.envs:
+            queues.setdefault(env_id, []).append(ticket)
     taken: set[int] = set()
     pairings: list[Pairing] = []
-    for ticket in sorted(tickets, key=lambda t: t.since):
+    for ticket in ordered:
         if id(ticket) in taken:
             continue
-        others = [t for t in tickets if id(t) not in taken and t is not ticket]
-        pairing = _pair(ticket, others, now, house_wait, house, rng)
+        pairing = _pair(ticket, queues, taken, now, house_wait, house, rng)
         if pairing:
             taken.update(id(t) for t in pairing.tickets)
             pairings.append(pairing)
     return pairings
 
 
-def _pair(ticket: Ticket, others: list[Ticket], now: float, house_wait: float, house: Sequence[str],
-          rng: random.Random) -> Pairing | None:
+def _pair(ticket: Ticket, queues: dict[str, list[Ticket]], taken: set[int], now: float, house_wait: float,
+          house: Sequence[str], rng: random.Random) -> Pairing | None:
     waited = now - ticket.since
     for env_id in ticket.envs:
         need = ticket.needs[env_id] - 1
-        candidates = [t for t in sorted(others, key=lambda t: t.since) if compatible(ticket, t, env_id)]
         if need == 0:
             return Pairing(env_id, [ticket], [])
         if ticket.opponent in house:
             return Pairing(env_id, [ticket], [ticket.opponent] + [rng.choice(house) for _ in range(need - 1)])
+        waiting = (t for t in queues[env_id]
+                   if t is not ticket and id(t) not in taken and compatible(ticket, t, env_id))
+        candidates = list(itertools.islice(waiting, max(need, MAX_CANDIDATES)))  # the oldest ones
         chosen = _best(ticket, candidates, env_id, need, max(waited, _oldest(candidates, now)), house_wait)
         if chosen is not None:
             return Pairing(env_id, [ticket, *chosen], [])
