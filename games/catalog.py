@@ -186,9 +186,10 @@ def load(env_ids: Iterable[str] | None = None) -> dict[str, GameInfo]:
 
 def lookup(env_id: str) -> GameInfo:
     """The catalog entry of one id, or GameError naming close matches when it is unknown."""
-    known = registered_ids()
-    if env_id not in known:
-        close = difflib.get_close_matches(env_id, known, n=3)
+    from textarena.envs.registration import ENV_REGISTRY
+
+    if env_id not in ENV_REGISTRY:
+        close = difflib.get_close_matches(env_id, list(ENV_REGISTRY), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; `arena games` lists them"
         raise GameError(f"unknown env id '{env_id}'{hint}")
     return load([env_id])[env_id]

@@ -139,6 +139,7 @@ class Hub:
                 raise HubError("name_taken", f"the guest name '{hello.guest}' is taken; pick another, "
                                              "or sign in with its token") from error
             row = await asyncio.to_thread(self.read, lambda s: agent_store.by_token(s, token))
+            self._known_ratings[row.id] = {}  # a new agent has no ratings yet
             return Player(row.id, row.name, row.kind), token
         raise HubError("missing_token", "hello needs a token (agents) or a guest name (people)")
 
