@@ -147,8 +147,9 @@ class Hub:
         """Validate the envs and put the player in their queues."""
         if not self.accepting:
             raise HubError("shutting_down", "the server is shutting down")
-        infos = [self._playable(env_id) if self._warmup.done() else await asyncio.to_thread(self._playable, env_id)
-                 for env_id in request.envs]  # in memory once the catalog is loaded; a thread until then
+        loaded = self._warmup.done() and not self._warmup.exception()  # then lookups are in memory
+        infos = [self._playable(env_id) if loaded else await asyncio.to_thread(self._playable, env_id)
+                 for env_id in request.envs]
         known = await self._ratings(player.agent_id)
         ratings = {env_id: known[env_id] for env_id in [*request.envs, OVERALL] if env_id in known}
         self.leave(player)
