@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import textarena as ta
@@ -365,13 +366,17 @@ def _module_methods(module: Any, instance: Any) -> list[str]:
 _RANDOM_NAMES = _module_methods(random, random._inst)  # random, choice, shuffle, seed, getstate, ...
 
 
-def _bound_methods(generator: Any) -> dict[str, Any]:
-    """The module functions a game may call, bound to its own `generator` (random.Random or RandomState)."""
-    if isinstance(generator, random.Random):
-        return {name: getattr(generator, name) for name in _RANDOM_NAMES}
+@cache
+def _numpy_names() -> list[str]:
+    """`numpy.random`'s functions bound to its global RandomState, plus `seed` (a plain function there)."""
     import numpy
 
-    names = [*_module_methods(numpy.random, numpy.random.mtrand._rand), "seed"]  # numpy's seed is a plain function
+    return [*_module_methods(numpy.random, numpy.random.mtrand._rand), "seed"]
+
+
+def _bound_methods(generator: Any) -> dict[str, Any]:
+    """The module functions a game may call, bound to its own `generator` (random.Random or RandomState)."""
+    names = _RANDOM_NAMES if isinstance(generator, random.Random) else _numpy_names()
     return {name: getattr(generator, name) for name in names}
 
 

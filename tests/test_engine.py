@@ -63,14 +63,15 @@ def test_global_random_state_is_untouched_by_games() -> None:
 def test_numpy_randomness_is_per_game_and_leaves_the_process_alone() -> None:
     numpy = pytest.importorskip("numpy")
     numpy.random.seed(1)
-    outside = numpy.random.RandomState(1).randint(0, 10**6, 3)
+    outside = numpy.random.RandomState(1).randint(0, 10**6, 6)
     draws = []
     for seed in (5, 5, 6):
         with Game("TicTacToe-v0", 2, seed=seed)._swapped_random_state():  # what every call into game code runs in
-            numpy.random.seed(seed)  # a game may reseed; that must stay inside the game
             draws.append(list(numpy.random.randint(0, 10**6, 3)))
-    assert draws[0] == draws[1] != draws[2]
-    assert list(numpy.random.randint(0, 10**6, 3)) == list(outside)
+    assert draws[0] == draws[1] == list(numpy.random.RandomState(5).randint(0, 10**6, 3)) != draws[2]
+    with Game("TicTacToe-v0", 2, seed=7)._swapped_random_state():
+        numpy.random.seed(99)  # a game may reseed; that must stay inside the game
+    assert list(numpy.random.randint(0, 10**6, 6)) == list(outside)
 
 
 def test_turn_log_records_seat_observation_action_validity_and_elapsed() -> None:
