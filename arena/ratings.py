@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from arena.store.agents import agent_names
 from arena.store.episodes import seat_totals
-from arena.store.models import OVERALL, EpisodeRow, RatingHistoryRow, RatingRow, SeatRow, utcnow
+from arena.store.models import OVERALL, AgentRow, EpisodeRow, RatingHistoryRow, RatingRow, SeatRow, utcnow
 
 TRUESKILL = trueskill.TrueSkill()  # the package defaults: mu 25, sigma 25/3, draw probability 0.1
 
@@ -68,21 +68,29 @@ def is_rated(status: str, agent_ids: Sequence[int]) -> bool:
     return status == "finished" and len(agent_ids) >= 2 and len(set(agent_ids)) == len(agent_ids)
 
 
+_SEATS = (select(SeatRow.agent_id, AgentRow.name, SeatRow.reward, EpisodeRow.env_id, EpisodeRow.status)
+          .join(EpisodeRow, EpisodeRow.id == SeatRow.episode_id).join(AgentRow, AgentRow.id == SeatRow.agent_id)
+          .where(SeatRow.episode_id == bindparam("episode_id")).order_by(SeatRow.seat))
+_STORED = (select(RatingRow.agent_id, RatingRow.env_id, RatingRow.mu, RatingRow.sigma, RatingRow.games)
+           .where(RatingRow.agent_id.in_(bindparam("agent_ids", expanding=True)),
+                  RatingRow.env_id.in_(bindparam("env_ids", expanding=True))))
+_UPDATE = update(RatingRow.__table__).where(RatingRow.__table__.c.agent_id == bindparam("b_agent"),
+                                            RatingRow.__table__.c.env_id == bindparam("b_env"))
+_INSERT = insert(RatingRow.__table__)
+_HISTORY = insert(RatingHistoryRow.__table__)
+
+
 def apply(session: Session, episode_id: int) -> list[RatingChange]:
     """Update ratings (env and overall) for a finished episode and log the history."""
     connection = session.connection()
-    seats = connection.execute(
-        select(SeatRow.agent_id, SeatRow.reward, EpisodeRow.env_id, EpisodeRow.status)
-        .join(EpisodeRow, EpisodeRow.id == SeatRow.episode_id)
-        .where(SeatRow.episode_id == episode_id).order_by(SeatRow.seat)).all()
+    seats = connection.execute(_SEATS, {"episode_id": episode_id}).all()
     agent_ids = [seat.agent_id for seat in seats]
     if not seats or not is_rated(seats[0].status, agent_ids):
         return []
     env_id, rewards = seats[0].env_id, [float(seat.reward or 0.0) for seat in seats]
     stored = {(a, e): (mu, sigma, games) for a, e, mu, sigma, games in connection.execute(
-        select(RatingRow.agent_id, RatingRow.env_id, RatingRow.mu, RatingRow.sigma, RatingRow.games)
-        .where(RatingRow.agent_id.in_(agent_ids), RatingRow.env_id.in_([env_id, OVERALL])))}
-    names = agent_names(session, agent_ids)
+        _STORED, {"agent_ids": agent_ids, "env_ids": [env_id, OVERALL]})}
+    names = {seat.agent_id: seat.name for seat in seats}
     changes: list[RatingChange] = []
     for scope in (env_id, OVERALL):
         current = [stored.get((a, scope), (TRUESKILL.mu, TRUESKILL.sigma, 0)) for a in agent_ids]
@@ -96,18 +104,17 @@ def apply(session: Session, episode_id: int) -> list[RatingChange]:
 def _write(connection, episode_id: int, changes: list[RatingChange],
            stored: dict[tuple[int, str], tuple[float, float, int]]) -> None:
     """Store new ratings (update or insert) and their history rows, a statement each."""
-    now, table = utcnow(), RatingRow.__table__
+    now = utcnow()
     rows = [{"b_agent": c.agent_id, "b_env": c.env_id, "mu": c.mu_after, "sigma": c.sigma_after,
              "games": stored.get((c.agent_id, c.env_id), (0, 0, 0))[2] + 1, "updated_at": now} for c in changes]
     existing = [r for r in rows if (r["b_agent"], r["b_env"]) in stored]
     new = [{"agent_id": r.pop("b_agent"), "env_id": r.pop("b_env"), **r}
            for r in rows if (r["b_agent"], r["b_env"]) not in stored]
     if existing:
-        connection.execute(update(table).where(table.c.agent_id == bindparam("b_agent"),
-                                               table.c.env_id == bindparam("b_env")), existing)
+        connection.execute(_UPDATE, existing)
     if new:
-        connection.execute(insert(table), new)
-    connection.execute(insert(RatingHistoryRow.__table__), [
+        connection.execute(_INSERT, new)
+    connection.execute(_HISTORY, [
         {"episode_id": episode_id, "agent_id": c.agent_id, "env_id": c.env_id, "mu_before": c.mu_before,
          "sigma_before": c.sigma_before, "mu_after": c.mu_after, "sigma_after": c.sigma_after} for c in changes])
 

@@ -12,6 +12,8 @@ clients doing sequential round trips of an action-sized JSON text for --echo-sec
 The server's own view of the same latency (an action's arrival -> the next `turn` frame written, from
 its /metrics histogram) is printed too; the p99 target is checked on it, as the issue words it.
 Targets: (arena moves/s) / (echo round trips/s) >= 0.5, and action->next-turn p99 <= 50 ms.
+It also prints the CPU time per move of the server and of the clients, and how many cores each would
+take at the target rate, so a run shows whether the machine could reach the target at all.
 The exit status is 0 whether or not the targets are met; 1 only when no measurement could be made
 (the run exceeded --timeout, a server failed to start, or no game finished).
 
@@ -449,6 +451,19 @@ def report(run: Run) -> None:
     print(f"ratio arena moves/s / echo round trips/s: {ratio:.3f}")
     print(f"target ratio >= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)}")
     print(f"target p99 <= {TARGET_P99_MS:.0f} ms: {verdict(p99 <= TARGET_P99_MS)}")
+    report_capacity(run, TARGET_RATIO * echo_per_s)
+
+
+def report_capacity(run: Run, target_moves_per_s: float) -> None:
+    """CPU per move as measured, and the cores the target rate would take at that cost."""
+    server, client = run.cpu.get("arena", (math.nan, math.nan))
+    moves = run.arena.moves
+    if not moves:
+        return
+    cores = len(os.sched_getaffinity(0))
+    print(f"CPU per move: server {1e6 * server / moves:.0f} us, clients {1e6 * client / moves:.0f} us; at the "
+          f"target {target_moves_per_s:.0f} moves/s they would take {target_moves_per_s * server / moves:.2f} "
+          f"and {target_moves_per_s * client / moves:.2f} cores ({cores} available)")
 
 
 def diagnostics(run: Run) -> None:

@@ -103,6 +103,25 @@ async def test_guest_plays_a_house_agent_and_is_rated_as_itself(server, db_url: 
     await guest.close()
 
 
+async def test_queue_positions_count_each_env_queue(server) -> None:
+    srv = server("--house-wait", "60")
+    clients = [await Client.open(srv.ws, guest=name) for name in ("a", "b", "c", "d")]
+    a, b, c, d = clients
+
+    async def position(client: Client, *envs: str) -> int:
+        await client.send(type="queue", envs=list(envs), opponent="guest:nobody")
+        return (await client.expect("queued"))["position"]
+
+    assert await position(a, "TicTacToe-v0") == 1
+    assert await position(b, "TicTacToe-v0", "TicTacToe-v0") == 2, "a repeated env is one queue place"
+    assert await position(c, "ConnectFour-v0", "TicTacToe-v0") == 1, "the shortest of its queues"
+    await a.send(type="leave")
+    assert await position(d, "TicTacToe-v0") == 3, "b, c and d wait for TicTacToe once a has left"
+    assert srv.get("/health")["waiting"] == 3
+    for client in clients:
+        await client.close()
+
+
 async def test_a_dropped_player_resumes_its_seat(server, db_url: str) -> None:
     alice, bob = make_tokens(db_url, "alice", "bob")
     srv = server("--house-wait", "60", "--resume-grace", "20")

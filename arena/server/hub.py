@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,8 @@ class Hub:
         self.settings, self.engine = settings, engine
         self.recorder = Recorder(writer)
         self.house: list[Seat] = []
-        self.tickets: list[Ticket] = []
+        self.tickets: dict[Player, Ticket] = {}  # waiting players, in the order they queued
+        self._waiting: Counter[str] = Counter()  # env id -> tickets waiting for it
         self.live: dict[int, LiveGame] = {}
         self.accepting = True
         self._pending: dict[int, LiveGame] = {}
@@ -109,9 +111,10 @@ class Hub:
         if self._matcher:
             self._matcher.cancel()
         notice = protocol.Shutdown(message="the server is shutting down; games in progress are aborted")
-        for ticket in self.tickets:
+        for ticket in self.tickets.values():
             ticket.player.send(notice)
         self.tickets.clear()
+        self._waiting.clear()
         games = list(self.live.values()) + list(self._pending.values())
         for live in games:
             live.broadcast(notice)
@@ -147,21 +150,25 @@ class Hub:
         """Validate the envs and put the player in their queues."""
         if not self.accepting:
             raise HubError("shutting_down", "the server is shutting down")
+        envs = list(dict.fromkeys(request.envs))
         loaded = self._warmup.done() and not self._warmup.exception()  # then lookups are in memory
         infos = [self._playable(env_id) if loaded else await asyncio.to_thread(self._playable, env_id)
-                 for env_id in request.envs]
+                 for env_id in envs]
         known = await self._ratings(player.agent_id)
-        ratings = {env_id: known[env_id] for env_id in [*request.envs, OVERALL] if env_id in known}
+        ratings = {env_id: known[env_id] for env_id in [*envs, OVERALL] if env_id in known}
         self.leave(player)
-        ticket = Ticket(player, request.envs, {i.env_id: _seats_needed(i) for i in infos},
+        ticket = Ticket(player, envs, {i.env_id: _seats_needed(i) for i in infos},
                         request.opponent, request.self_play, time.monotonic(), ratings, time.monotonic())
-        self.tickets.append(ticket)
+        self.tickets[player] = ticket
+        self._waiting.update(envs)
         self.wake()
-        return protocol.Queued(envs=request.envs, position=self._positions()[id(ticket)], waited=0.0)
+        return protocol.Queued(envs=envs, position=min(self._waiting[e] for e in envs), waited=0.0)
 
     def leave(self, player: Player) -> None:
         """Take the player out of every queue."""
-        self.tickets = [t for t in self.tickets if t.player is not player]
+        ticket = self.tickets.pop(player, None)
+        if ticket is not None:
+            self._waiting.subtract(ticket.envs)
 
     def act(self, player: Player, action: protocol.Action, arrived: float) -> protocol.Ack:
         """Deliver an action (arrived at perf_counter() time `arrived`) to the player's seat in that game."""
@@ -246,11 +253,11 @@ class Hub:
             return
         now = time.monotonic()
         house = [seat.agent.name for seat in self.house]
-        for pairing in find_matches(self.tickets, now, self.settings.house_wait, house, self._rng):
+        for pairing in find_matches(list(self.tickets.values()), now, self.settings.house_wait, house, self._rng):
             for ticket in pairing.tickets:
-                self.tickets.remove(ticket)
+                self.leave(ticket.player)
             self._launch(pairing)
-        due = [t for t in self.tickets if now - t.told >= QUEUED_EVERY_S]
+        due = [t for t in self.tickets.values() if now - t.told >= QUEUED_EVERY_S]
         if due:
             positions = self._positions()
             for ticket in due:
@@ -327,7 +334,7 @@ class Hub:
         """Each ticket's place (1 = next) in the shortest of its env queues."""
         counts: dict[str, int] = {}
         positions: dict[int, int] = {}
-        for ticket in self.tickets:
+        for ticket in self.tickets.values():
             places = []
             for env_id in ticket.envs:
                 counts[env_id] = counts.get(env_id, 0) + 1

@@ -10,15 +10,19 @@ from sqlalchemy.orm import Session, selectinload
 
 from arena.store.models import AgentRow, EpisodeRow, SeatRow, TurnRow, utcnow
 
+_NEW_EPISODE = insert(EpisodeRow.__table__).returning(EpisodeRow.__table__.c.id)
+_NEW_SEATS = insert(SeatRow.__table__)
+_NEW_TURNS = insert(TurnRow.__table__)
+
 
 def create_episode(session: Session, env_id: str, seed: int, agent_ids: Sequence[int],
                    invalid_policy: str, tags: Sequence[str] = ()) -> int:
     """Insert a running episode with its seats; returns its id."""
     connection = session.connection()
-    episode_id = connection.execute(insert(EpisodeRow.__table__).returning(EpisodeRow.id), {
+    episode_id = connection.execute(_NEW_EPISODE, {
         "env_id": env_id, "seed": seed, "num_players": len(agent_ids), "status": "running",
         "invalid_policy": invalid_policy, "tags": list(tags), "started_at": utcnow()}).scalar_one()
-    connection.execute(insert(SeatRow.__table__), [
+    connection.execute(_NEW_SEATS, [
         {"episode_id": episode_id, "seat": seat, "agent_id": agent_id, "invalid_moves": 0}
         for seat, agent_id in enumerate(agent_ids)])
     return episode_id
@@ -27,7 +31,7 @@ def create_episode(session: Session, env_id: str, seed: int, agent_ids: Sequence
 def add_turns(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert turn rows (dicts with every TurnRow column but id) in one statement."""
     if rows:
-        session.connection().execute(insert(TurnRow.__table__), list(rows))
+        session.connection().execute(_NEW_TURNS, list(rows))
 
 
 def result_of(rewards: dict[int, float], seat: int) -> str:
@@ -40,19 +44,25 @@ def result_of(rewards: dict[int, float], seat: int) -> str:
     return "win" if mine > best_other else "draw" if mine == best_other else "loss"
 
 
+_NEXT_SEQ = select(func.coalesce(func.max(EpisodeRow.finished_seq), 0) + 1).scalar_subquery()
+_FINISH = (update(EpisodeRow.__table__).where(EpisodeRow.__table__.c.id == bindparam("b_id"))
+           .values(status="finished", reason=bindparam("b_reason"), ended_at=bindparam("b_ended"),
+                   finished_seq=_NEXT_SEQ))
+_SEAT_RESULT = (update(SeatRow.__table__)
+                .where(SeatRow.__table__.c.episode_id == bindparam("b_episode"),
+                       SeatRow.__table__.c.seat == bindparam("b_seat"))
+                .values(reward=bindparam("b_reward"), result=bindparam("b_result"),
+                        invalid_moves=bindparam("b_invalid")))
+
+
 def finish_episode(session: Session, episode_id: int, rewards: dict[int, float], reason: str,
                    invalid_moves: dict[int, int]) -> None:
     """Mark an episode finished with rewards per seat, and give it the next finishing number."""
     connection = session.connection()
-    last = connection.execute(select(func.max(EpisodeRow.finished_seq))).scalar() or 0
-    connection.execute(update(EpisodeRow.__table__).where(EpisodeRow.id == episode_id).values(
-        status="finished", reason=reason, ended_at=utcnow(), finished_seq=last + 1))
-    seats = SeatRow.__table__
-    connection.execute(
-        update(seats).where(seats.c.episode_id == episode_id, seats.c.seat == bindparam("b_seat"))
-        .values(reward=bindparam("b_reward"), result=bindparam("b_result"), invalid_moves=bindparam("b_invalid")),
-        [{"b_seat": seat, "b_reward": reward, "b_result": result_of(rewards, seat),
-          "b_invalid": invalid_moves.get(seat, 0)} for seat, reward in rewards.items()])
+    connection.execute(_FINISH, {"b_id": episode_id, "b_reason": reason, "b_ended": utcnow()})
+    connection.execute(_SEAT_RESULT, [
+        {"b_episode": episode_id, "b_seat": seat, "b_reward": reward, "b_result": result_of(rewards, seat),
+         "b_invalid": invalid_moves.get(seat, 0)} for seat, reward in rewards.items()])
 
 
 def abort_episode(session: Session, episode_id: int, reason: str) -> None:
