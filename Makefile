@@ -11,6 +11,9 @@ VLLM_PYTHON_CANDIDATES ?= python3.11 /root/.pyenv/versions/3.11.7/bin/python3.11
 VLLM_PYTHON := $(shell for p in $(VLLM_PYTHON_CANDIDATES); do \
 	if $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' >/dev/null 2>&1; then echo $$p; break; fi; done)
 
+# The browser tests drive Debian's Chromium with Playwright for Python (no browser download).
+CHROMIUM ?= /usr/bin/chromium
+
 .PHONY: run test test-vllm lint clean
 
 $(VENV)/.installed: pyproject.toml
@@ -29,12 +32,19 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
 
+# As root, install Chromium from Debian (refreshing the package lists only if the first try fails).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }; \
+	else echo "note: the browser tests need $(CHROMIUM): run 'apt-get install -y chromium' as root"; fi
+
 run: $(VENV)/.installed
 	$(VENV)/bin/arena serve --house random,first
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(CHROMIUM)
 	$(VENV)/bin/ruff check arena games agents migrations tests benchmarks
-	$(VENV)/bin/pytest -q
+	ARENA_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest -q
 	@if [ -n "$(VLLM_PYTHON)" ]; then $(MAKE) --no-print-directory test-vllm; \
 	elif [ -n "$$CI" ]; then echo "error: CI needs Python 3.11 for the vllm suite"; exit 2; \
 	else echo "skipped the vllm suite: no Python 3.11 (tried: $(VLLM_PYTHON_CANDIDATES))"; fi

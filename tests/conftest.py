@@ -1,4 +1,4 @@
-"""Shared fixtures: a private catalog cache and throwaway SQLite databases."""
+"""Shared fixtures: a private catalog cache, throwaway SQLite databases, and `arena serve` processes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from server_helpers import ServerProcess
 from sqlalchemy.orm import Session
 
 from arena.store.database import open_database
@@ -35,3 +36,17 @@ def session(engine):
     """A session on the migrated database."""
     with Session(engine) as session:
         yield session
+
+
+@pytest.fixture
+def server(db_url: str):
+    """Start `arena serve` with the given flags on the test's database; every server is stopped afterwards."""
+    servers: list[ServerProcess] = []
+
+    def start(*flags: str) -> ServerProcess:
+        servers.append(ServerProcess(db_url, *flags).start())
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop()

@@ -37,19 +37,6 @@ def episodes(db_url: str) -> list[EpisodeRow]:
     return rows
 
 
-@pytest.fixture
-def server(db_url: str):
-    servers: list[ServerProcess] = []
-
-    def start(*flags: str) -> ServerProcess:
-        servers.append(ServerProcess(db_url, *flags).start())
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.stop()
-
-
 async def test_two_sdk_agents_play_a_full_game(server, db_url: str) -> None:
     alice, bob = make_tokens(db_url, "alice", "bob")
     srv = server("--house-wait", "60")
@@ -67,6 +54,8 @@ async def test_two_sdk_agents_play_a_full_game(server, db_url: str) -> None:
     assert {s.agent.name for s in rows[0].seats} == {"alice", "bob"}
     board = srv.get("/api/leaderboard?env=TicTacToe-v0")
     assert {b["agent"] for b in board} == {"alice", "bob"} and all(b["games"] == 2 for b in board)
+    assert all(b["rating"] == pytest.approx(b["mu"] - 3 * b["sigma"]) for b in board)
+    assert board[0]["rating"] >= board[1]["rating"]
     detail = srv.get(f"/api/episodes/{rows[0].id}")
     assert detail["turns"] and detail["turns"][0]["observation"]
     metrics = scrape(srv)
@@ -282,10 +271,11 @@ async def test_remote_client_reports_a_bad_token(server) -> None:
 
 
 def test_openapi_and_catalog_endpoints(server) -> None:
-    srv = server()
+    srv = server("--house", "random,first")
     spec = srv.get("/openapi.json")
-    assert {"/health", "/api/games", "/api/leaderboard", "/api/episodes", "/api/episodes/{episode_id}",
+    assert {"/health", "/api/games", "/api/house", "/api/leaderboard", "/api/episodes", "/api/episodes/{episode_id}",
             "/api/live"} <= set(spec["paths"])
+    assert srv.get("/api/house") == [{"name": "random"}, {"name": "first"}]
     games = {g["env_id"]: g for g in srv.get("/api/games", timeout=120)}  # a cold catalog check takes ~20 s
     assert games["TicTacToe-v0"]["players"] == [2] and "Wordle-v0" not in games
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,26 @@ class GameEntry(BaseModel):
 
     env_id: str
     players: list[int]
+
+
+class HouseAgent(BaseModel):
+    """An agent the server runs itself: challenge it by name in `queue`, or wait for it to fill a seat."""
+
+    name: str
+
+
+class Ranking(BaseModel):
+    """One leaderboard line; `rating` is the conservative mu - 3 sigma the board is sorted by."""
+
+    agent: str
+    rating: float
+    mu: float
+    sigma: float
+    games: int
+    wins: int
+    draws: int
+    losses: int
+    invalid_moves: int
 
 
 class SeatInfo(BaseModel):
@@ -104,11 +125,17 @@ def games() -> list[GameEntry]:
     return [GameEntry(env_id=e.env_id, players=list(e.players)) for e in catalog.load().values() if e.playable]
 
 
+@router.get("/api/house")
+def house(request: Request) -> list[HouseAgent]:
+    """The house agents of this server."""
+    return [HouseAgent(name=seat.agent.name) for seat in request.app.state.hub.house]
+
+
 @router.get("/api/leaderboard")
-def leaderboard(request: Request, env: str | None = None) -> list[ratings.Standing]:
-    """Ratings in one env, or overall."""
+def leaderboard(request: Request, env: str | None = None) -> list[Ranking]:
+    """Ratings in one env, or overall, best first."""
     with _session(request) as session:
-        return ratings.leaderboard(session, env)
+        return [Ranking(**dataclasses.asdict(s)) for s in ratings.leaderboard(session, env)]
 
 
 @router.get("/api/episodes")
