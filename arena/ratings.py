@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trueskill
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -157,6 +157,7 @@ class Standing:
     """One leaderboard line; `rating` is the conservative mu - 3 sigma the board is sorted by."""
 
     agent: str
+    rating: float
     mu: float
     sigma: float
     games: int
@@ -164,10 +165,6 @@ class Standing:
     draws: int
     losses: int
     invalid_moves: int
-    rating: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rating", self.mu - 3 * self.sigma)
 
 
 def leaderboard(session: Session, env_id: str | None = None, agent_ids: Sequence[int] | None = None,
@@ -183,6 +180,6 @@ def leaderboard(session: Session, env_id: str | None = None, agent_ids: Sequence
     for agent_id in ids:
         mu, sigma = ratings.get(agent_id, (TRUESKILL.mu, TRUESKILL.sigma))
         t = totals.get(agent_id, {"games": 0, "win": 0, "draw": 0, "loss": 0, "invalid": 0})
-        standings.append(Standing(names[agent_id], mu, sigma, t["games"], t["win"], t["draw"], t["loss"],
-                                  t["invalid"]))
+        standings.append(Standing(names[agent_id], mu - 3 * sigma, mu, sigma, t["games"], t["win"], t["draw"],
+                                  t["loss"], t["invalid"]))
     return sorted(standings, key=lambda s: (-s.rating, s.agent))

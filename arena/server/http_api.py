@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -30,20 +29,6 @@ class HouseAgent(BaseModel):
     """An agent the server runs itself: challenge it by name in `queue`, or wait for it to fill a seat."""
 
     name: str
-
-
-class Ranking(BaseModel):
-    """One leaderboard line; `rating` is the conservative mu - 3 sigma the board is sorted by."""
-
-    agent: str
-    rating: float
-    mu: float
-    sigma: float
-    games: int
-    wins: int
-    draws: int
-    losses: int
-    invalid_moves: int
 
 
 class SeatInfo(BaseModel):
@@ -132,10 +117,10 @@ def house(request: Request) -> list[HouseAgent]:
 
 
 @router.get("/api/leaderboard")
-def leaderboard(request: Request, env: str | None = None) -> list[Ranking]:
+def leaderboard(request: Request, env: str | None = None) -> list[ratings.Standing]:
     """Ratings in one env, or overall, best first."""
     with _session(request) as session:
-        return [Ranking(**dataclasses.asdict(s)) for s in ratings.leaderboard(session, env)]
+        return ratings.leaderboard(session, env)
 
 
 @router.get("/api/episodes")
