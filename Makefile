@@ -40,7 +40,7 @@ $(CHROMIUM):
 	else echo "note: the browser tests need $(CHROMIUM): run 'apt-get install -y chromium' as root"; fi
 
 run: $(VENV)/.installed
-	$(VENV)/bin/arena serve --house random,first
+	$(VENV)/bin/arena serve
 
 test: $(VENV)/.installed $(CHROMIUM)
 	$(VENV)/bin/ruff check arena games agents migrations tests benchmarks

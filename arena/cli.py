@@ -272,7 +272,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
              "resume_grace": args.resume_grace, "house_wait": args.house_wait,
              "house": [s.strip() for s in args.house.split(",") if s.strip()] if args.house else None}
     settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
-    for spec in parse_specs(",".join(settings.house)):
+    house = parse_specs(",".join(settings.house))
+    for spec in house:
         build_agent(spec)
     open_database(settings.db).dispose()
     if bool(settings.tls_cert) != bool(settings.tls_key):
@@ -280,7 +281,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     console.print(f"Arena server: open http://{settings.host}:{settings.port}/ "
                   f"(websocket ws://{settings.host}:{settings.port}/ws, API docs /docs; "
                   f"TextArena clients: http://{settings.host}:{settings.port}/textarena, "
-                  f"game sockets on TLS port {settings.tls_port})")
+                  f"game sockets on TLS port {settings.tls_port}); "
+                  f"house agents: {', '.join(spec.name for spec in house)}")
     serve(settings)
     return 0
 

@@ -103,7 +103,8 @@ const playerHandlers = {
   event(_, m) {
     if (!game || m.game_id !== game.id) return;
     const log = $("observation"); // the next turn's observation replaces it: TextArena repeats what you saw
-    log.textContent += m.messages.map((msg) => line(game.players, msg)).join("");
+    const gap = log.textContent && !log.textContent.endsWith("\n") ? "\n" : "";
+    log.textContent += gap + m.messages.map((msg) => line(game.players, msg)).join("");
     log.scrollTop = log.scrollHeight;
   },
   game_over(_, m) {
@@ -115,6 +116,7 @@ const playerHandlers = {
     say("Game over.");
     game = null;
     setFinding(false);
+    refresh();
   },
   error(name, m) {
     fail(`${m.message} (${m.code})`);
