@@ -17,6 +17,7 @@ EXTRACTORS = ("bracket", "boxed", "xml", "last_line")
 
 _THINK = re.compile(r"<think>(.*?)(</think>|$)", re.DOTALL | re.IGNORECASE)
 _BRACKET = re.compile(r"\[[^\[\]\n]{1,200}\]")
+_SPEAKER = re.compile(r"\[(GAME|Player \d+)\]")  # transcript tags a model echoes, never moves
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 
 
@@ -35,10 +36,11 @@ def split_reasoning(completion: str) -> tuple[str, str]:
 
 
 def extract_action(completion: str, strategy: str = "bracket", tag: str = "action") -> Extraction:
-    """The move in a completion, by `strategy`: the last [bracketed] move, \\boxed{}, <tag>, or the last line."""
+    """The move in a completion, by `strategy`: the last [bracketed] move (never a [GAME] or [Player N] tag),
+    \\boxed{}, <tag>, or the last line."""
     text, reasoning = split_reasoning(completion)
     if strategy == "bracket":
-        found = _BRACKET.findall(text)
+        found = [token for token in _BRACKET.findall(text) if not _SPEAKER.fullmatch(token)]
         action = found[-1] if found else ""
     elif strategy == "boxed":
         found = _BOXED.findall(text)

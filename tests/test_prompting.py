@@ -10,6 +10,8 @@ from arena.prompting import Conversation, extract_action, split_reasoning, syste
 @pytest.mark.parametrize("strategy, completion, action", [
     ("bracket", "I think [3] then [4]", "[4]"),
     ("bracket", "no move at all", ""),
+    ("bracket", " '[1]\n[GAME] Player 1 moved their mark in cell 1.\n[Player 0] [", "[1]"),  # echoed transcript
+    ("bracket", "\n[GAME] Player 2 placed their symbol.\n[GAME] Current Board:", ""),
     ("boxed", "so the answer is \\boxed{[e2e4]}", "[e2e4]"),
     ("xml", "<action>[call]</action>", "[call]"),
     ("last_line", "thinking...\n[bet]\n", "[bet]"),
