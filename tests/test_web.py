@@ -47,6 +47,15 @@ async def join(page: Page, srv: ServerProcess, name: str) -> None:
     await expect(page.locator("#identity")).to_have_text(f"Playing as guest:{name}")
 
 
+async def waiting(srv: ServerProcess, count: int) -> None:
+    """Wait (up to 10 s) until the server has `count` players in its queues."""
+    for _ in range(100):
+        if srv.get("/health")["waiting"] == count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the server did not reach {count} waiting players: {srv.get('/health')}")
+
+
 async def play_moves(page: Page, moves: int | None = None) -> None:
     """Answer turns with the first listed move until the result shows (or `moves` have been sent)."""
     sent = 0
@@ -67,6 +76,12 @@ async def test_a_person_plays_a_house_agent_in_the_browser(server) -> None:
     async with browser_page() as page:
         await join(page, srv, "ada")
         await page.select_option("#env", "TicTacToe-v0")
+        await page.click("#find-button")  # anyone: nobody else waits, and house agents come after 60 s
+        await expect(page.locator("#status")).to_have_text(re.compile(r"Waiting for a game: position 1"))
+        assert srv.get("/health")["waiting"] == 1
+        await page.click("#leave-button")
+        await expect(page.locator("#status")).to_have_text("You left the queue.")
+        await waiting(srv, 0)
         await page.select_option("#opponent", "random")
         await page.click("#find-button")
         await expect(page.locator("#game-title")).to_contain_text("TicTacToe-v0")
