@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from server_helpers import Client, ServerProcess, first_move
+from server_helpers import ARENA, Client, ServerProcess, first_move
 
 CHROMIUM = Path(os.environ.get("ARENA_CHROMIUM", "/usr/bin/chromium"))
 # Chromium as root, with no network beyond localhost: flags that keep it from reaching out.
@@ -71,7 +72,9 @@ async def play_moves(page: Page, moves: int | None = None) -> None:
         sent += 1
 
 
-async def test_a_person_plays_a_house_agent_in_the_browser(server) -> None:
+async def test_a_person_plays_a_house_agent_in_the_browser(server, db_url: str) -> None:
+    subprocess.run([ARENA, "play", "ConnectFour-v0", "--agents", "first,random", "--db", db_url], check=True,
+                   capture_output=True)  # `first` is rated overall and in ConnectFour only
     srv = server("--house-wait", "60")
     async with browser_page() as page:
         await join(page, srv, "ada")
@@ -93,9 +96,20 @@ async def test_a_person_plays_a_house_agent_in_the_browser(server) -> None:
         assert re.search(r"\[(guest:ada|random) \(Player [01]\)\] \[\d\]", shown), "the last move is shown"
         await expect(page.locator("#join")).to_be_hidden()
         await expect(page.locator("#board")).to_contain_text("guest:ada", timeout=10_000)
+        await expect(page.locator("#board tbody tr")).to_have_count(3)
+        await page.select_option("#board-env", "TicTacToe-v0")
+        await expect(page.locator("#board tbody tr")).to_have_count(2)
+        await expect(page.locator("#board")).not_to_contain_text("first")
+        [episode] = srv.get("/api/episodes?agent=guest:ada")
+        await page.locator("#recent tbody tr", has_text="guest:ada").get_by_role("button", name="view").click()
+        await expect(page.locator("#episode-title")).to_contain_text(f"Game {episode['id']}: TicTacToe-v0")
+        turns = page.locator("#episode-turns li")
+        await expect(turns).to_have_count(len(srv.get(f"/api/episodes/{episode['id']}")["turns"]))
+        await expect(turns.first).to_contain_text(re.compile(r"\(Player 0\) played \[\d\]"))
+        await turns.first.locator("summary").click()
+        await expect(turns.first.locator("pre")).to_contain_text("Available Moves")
     board = srv.get("/api/leaderboard?env=TicTacToe-v0")
     assert {b["agent"] for b in board} == {"guest:ada", "random"}
-    [episode] = srv.get("/api/episodes?agent=guest:ada")
     assert episode["status"] == "finished" and episode["tags"] == ["server"]
 
 

@@ -249,39 +249,75 @@ function cell(row, content) {
   row.appendChild(td);
 }
 
-function watchButton(gameId) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.textContent = "watch";
-  button.onclick = () => watch(gameId);
-  return button;
+function button(text, onclick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.onclick = onclick;
+  return b;
+}
+
+function fillTable(id, rows) {
+  const body = document.querySelector(`#${id} tbody`);
+  body.replaceChildren();
+  for (const cells of rows) {
+    const tr = document.createElement("tr");
+    cells.forEach((c) => cell(tr, c));
+    body.appendChild(tr);
+  }
+}
+
+async function getJson(path) {
+  return (await fetch(path)).json();
 }
 
 async function refresh() {
-  const live = await (await fetch("/api/live")).json();
-  const liveBody = document.querySelector("#live tbody");
-  liveBody.replaceChildren();
-  for (const g of live) {
-    const tr = document.createElement("tr");
-    [g.game_id, g.env_id, g.players.join(" vs "), g.turns, watchButton(g.game_id)].forEach((c) => cell(tr, c));
-    liveBody.appendChild(tr);
-  }
-  const board = await (await fetch("/api/leaderboard")).json();
-  const boardBody = document.querySelector("#board tbody");
-  boardBody.replaceChildren();
-  board.forEach((s, i) => {
-    const tr = document.createElement("tr");
-    [i + 1, s.agent, s.rating.toFixed(2), s.games, `${s.wins}/${s.draws}/${s.losses}`].forEach((c) => cell(tr, c));
-    boardBody.appendChild(tr);
-  });
+  const env = $("board-env").value;
+  const [live, recent, board] = await Promise.all([
+    getJson("/api/live"),
+    getJson("/api/episodes?limit=10"),
+    getJson(`/api/leaderboard${env ? `?env=${encodeURIComponent(env)}` : ""}`),
+  ]);
+  fillTable("live", live.map((g) => [g.game_id, g.env_id, g.players.join(" vs "), g.turns,
+    button("watch", () => watch(g.game_id))]));
+  fillTable("recent", recent.map((e) => [e.id, e.env_id, e.seats.map((s) => s.agent).join(" vs "),
+    e.status === "finished" ? e.seats.map((s) => `${s.agent}: ${s.result}`).join(", ") : e.status,
+    button("view", () => showEpisode(e.id))]));
+  fillTable("board", board.map((s, i) => [i + 1, s.agent, s.rating.toFixed(2), s.games,
+    `${s.wins}/${s.draws}/${s.losses}`]));
+}
+
+// --- the log of a stored game ---------------------------------------------------------------
+
+async function showEpisode(id) {
+  const e = await getJson(`/api/episodes/${id}`);
+  const names = e.seats.map((s) => s.agent);
+  $("episode").hidden = false;
+  $("episode-title").textContent = `Game ${e.id}: ${e.env_id} (${names.join(" vs ")}), seed ${e.seed}`;
+  $("episode-result").textContent = `${e.status}: ${e.reason ?? ""}`;
+  $("episode-turns").replaceChildren(...e.turns.map((t) => turnItem(t, names)));
+}
+
+function turnItem(turn, names) {
+  const item = document.createElement("li");
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  const note = turn.invalid ? ` (invalid: ${turn.invalid_reason})` : turn.error ? ` (${turn.error})` : "";
+  summary.textContent = `${names[turn.seat]} (Player ${turn.seat}) played ${turn.action || "nothing"}${note}`;
+  const observation = document.createElement("pre");
+  observation.textContent = turn.observation;
+  details.append(summary, observation);
+  item.appendChild(details);
+  return item;
 }
 
 async function loadChoices() {
-  const house = await (await fetch("/api/house")).json();
+  const house = await getJson("/api/house");
   for (const h of house) $("opponent").add(new Option(`${h.name} (house agent)`, h.name));
   $("env").add(new Option("loading the game list…", ""));
-  const games = await (await fetch("/api/games")).json(); // slow only while a new server checks its catalog
+  const games = await getJson("/api/games"); // slow only while a new server checks its catalog
   $("env").replaceChildren(...games.map((g) => new Option(g.env_id, g.env_id, false, g.env_id === "TicTacToe-v0")));
+  for (const g of games) $("board-env").add(new Option(g.env_id, g.env_id));
 }
 
 $("join").addEventListener("submit", join);
@@ -289,6 +325,8 @@ $("find").addEventListener("submit", find);
 $("leave-button").addEventListener("click", leave);
 $("move").addEventListener("submit", sendMove);
 $("watch-close").addEventListener("click", stopWatching);
+$("episode-close").addEventListener("click", () => { $("episode").hidden = true; });
+$("board-env").addEventListener("change", refresh);
 $("name").value = Object.keys(tokens()).at(-1) ?? "";
 loadChoices();
 refresh();
