@@ -151,3 +151,14 @@ async def test_a_browser_watches_a_live_game_in_its_public_view(server) -> None:
     assert "You are Player" not in text, "a spectator never sees a seat's private prompt"
     await a.close()
     await b.close()
+
+
+async def test_joining_a_stopped_server_says_so(server) -> None:
+    srv = server()
+    async with browser_page() as page:
+        await page.goto(srv.url)
+        assert srv.terminate() == 0
+        await page.fill("#name", "cal")
+        await page.click("#join-button")
+        await expect(page.locator("#error")).to_have_text("Could not reach the arena server; try again.")
+        await expect(page.locator("#join-button")).to_be_enabled()

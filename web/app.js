@@ -1,4 +1,4 @@
-// The browser client: join as a guest, play over the native protocol (/ws), watch live games, see the board.
+// The browser client: play as a guest over the native protocol (/ws), watch live games, read stored ones.
 const $ = (id) => document.getElementById(id);
 const WS_URL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 const TOKENS = "arena.tokens"; // guest name -> token, so a returning guest is rated as the same player
@@ -48,6 +48,7 @@ function join(event) {
 }
 
 function disconnected() {
+  if ($("identity").hidden && !$("error").textContent) fail("Could not reach the arena server; try again.");
   player = null;
   stopCountdown();
   setMoveEnabled(false);
@@ -55,7 +56,7 @@ function disconnected() {
   $("join-button").disabled = false;
   $("find").hidden = true;
   $("identity").hidden = true;
-  if (game) say("Disconnected. Join again within 30 s to take your seat back.");
+  if (game) say("Disconnected. Join again soon to take your seat back (the server keeps it 30 s by default).");
 }
 
 const playerHandlers = {
