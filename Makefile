@@ -14,7 +14,11 @@ VLLM_PYTHON := $(shell for p in $(VLLM_PYTHON_CANDIDATES); do \
 # The browser tests drive Debian's Chromium with Playwright for Python (no browser download).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test test-vllm lint clean
+# The database suites also run on a throwaway PostgreSQL cluster, made with Debian's server binaries:
+# the newest /usr/lib/postgresql/*/bin, looked up when the tests start (after any install).
+PG_BIN = $$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 | xargs -r dirname)
+
+.PHONY: run test test-vllm lint clean postgresql-server
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found (tried: $(PYTHON_CANDIDATES))"; exit 2; }
@@ -39,12 +43,20 @@ $(CHROMIUM):
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }; \
 	else echo "note: the browser tests need $(CHROMIUM): run 'apt-get install -y chromium' as root"; fi
 
+# As root, install PostgreSQL from Debian when its server binaries are missing (same pattern as Chromium).
+postgresql-server:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }; \
+	else echo "note: the [postgresql] tests need PostgreSQL's server binaries: run 'apt-get install -y postgresql' as root"; fi
+
 run: $(VENV)/.installed
 	$(VENV)/bin/arena serve
 
-test: $(VENV)/.installed $(CHROMIUM)
+test: $(VENV)/.installed $(CHROMIUM) postgresql-server
 	$(VENV)/bin/ruff check arena games agents migrations tests benchmarks
-	ARENA_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest -q
+	ARENA_CHROMIUM=$(CHROMIUM) ARENA_PG_BIN=$(PG_BIN) $(VENV)/bin/pytest -q
 	@if [ -n "$(VLLM_PYTHON)" ]; then $(MAKE) --no-print-directory test-vllm; \
 	elif [ -n "$$CI" ]; then echo "error: CI needs Python 3.11 for the vllm suite"; exit 2; \
 	else echo "skipped the vllm suite: no Python 3.11 (tried: $(VLLM_PYTHON_CANDIDATES))"; fi

@@ -10,7 +10,7 @@ from typing import Any
 import textarena as ta
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TurnContext:
     """What an agent may know about the move it is asked for, besides the observation."""
 

@@ -21,11 +21,9 @@ from agents.base import Agent
 from agents.specs import AgentSpec, SpecError, build_agent, parse_specs
 from arena import ratings
 from arena.engine import InvalidMovePolicy
-from arena.recorder import Recorder
-from arena.runner import Match, MatchResult, Seat, play_matches
+from arena.play import AgentStartError, Arena, GameResult, schedule, start_agent
 from arena.store.agents import AgentConflict
 from arena.store.database import StoreError, create, database_url, migrate, open_database
-from arena.store.writer import Writer
 from games import catalog
 
 console = Console()
@@ -111,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "ratings": cmd_ratings, "serve": cmd_serve, "agents": cmd_agents, "connect": cmd_connect}[args.command]
     try:
         return handler(args)
-    except (UsageError, SpecError, StoreError, catalog.GameError, AgentConflict) as error:
+    except (UsageError, SpecError, StoreError, catalog.GameError, AgentConflict, AgentStartError) as error:
         print(f"arena: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -128,56 +126,27 @@ def cmd_play(args: argparse.Namespace) -> int:
         raise UsageError("--games and --concurrency must be at least 1")
     specs = parse_specs(args.agents)
     catalog.require_playable(args.env_id, len(specs))
-    agents = _unique_agents(specs)
+    built = {spec.name: build_agent(spec) for spec in specs}  # a bad spec fails here, before anything is stored
     seed = args.seed if args.seed is not None else random.randrange(2**31)
-    engine = open_database(args.db)
-    try:
-        results, ids = asyncio.run(_play(args, specs, agents, seed, engine))
-    finally:
-        engine.dispose()
-    _print_play_summary(args, specs, seed, results, ids)
+    results, standings = asyncio.run(_play(args, specs, built, seed))
+    _print_play_summary(args, specs, seed, results, standings)
     return 0
 
 
-def _unique_agents(specs: Sequence[AgentSpec]) -> dict[str, Agent]:
-    """One agent object per distinct name."""
-    agents: dict[str, Agent] = {}
-    for spec in specs:
-        if spec.name not in agents:
-            agents[spec.name] = build_agent(spec)
-    return agents
-
-
-async def _play(args: argparse.Namespace, specs: Sequence[AgentSpec], agents: dict[str, Agent],
-                seed: int, engine) -> tuple[list[MatchResult], list[int]]:
-    for agent in agents.values():
-        await _start_agent(agent)
-    writer = Writer(engine)
-    try:
-        recorder = Recorder(writer)
-        ids = await recorder.register([(s.name, s.kind, s.text) for s in specs])
-        seats = [Seat(agents[s.name], agent_id) for s, agent_id in zip(specs, ids, strict=True)]
-        matches = [Match(args.env_id, seed + i, _rotate(seats, i), args.invalid_moves, args.move_timeout,
-                         args.tag) for i in range(args.games)]
+async def _play(args: argparse.Namespace, specs: Sequence[AgentSpec], built: dict[str, Agent],
+                seed: int) -> tuple[list[GameResult], list[ratings.Standing]]:
+    """Play the schedule through the library API; the results and the standings of these games."""
+    async with Arena(args.db, policy=args.invalid_moves, move_timeout=args.move_timeout) as arena:
+        ids = [(await arena.seat(spec, built[spec.name])).agent_id for spec in specs]
+        results: list[GameResult] = []
         with _ProgressBar(args.games, args.env_id) as advance:
-            results = await play_matches(matches, recorder, args.concurrency, on_result=advance)
-        return results, ids
-    finally:
-        for agent in agents.values():
-            await agent.close()
-        writer.close()
-
-
-async def _start_agent(agent: Agent) -> None:
-    try:
-        await agent.start()
-    except Exception as error:  # noqa: BLE001 - reported as a usage error naming the agent
-        raise UsageError(f"agent '{agent.name}' cannot start: {error}") from error
-
-
-def _rotate(seats: Sequence[Seat], i: int) -> list[Seat]:
-    k = i % len(seats)
-    return [*seats[k:], *seats[:k]]
+            async for result in arena.play(schedule(args.env_id, specs, args.games, seed, args.tag),
+                                           args.concurrency):
+                results.append(result)
+                advance(result)
+        standings = await asyncio.to_thread(arena.leaderboard, args.env_id, sorted(set(ids)),
+                                            [r.episode_id for r in results])
+    return results, standings
 
 
 class _ProgressBar:
@@ -201,12 +170,7 @@ class _ProgressBar:
 
 
 def _print_play_summary(args: argparse.Namespace, specs: Sequence[AgentSpec], seed: int,
-                        results: Sequence[MatchResult], ids: Sequence[int]) -> None:
-    engine = open_database(args.db)
-    with Session(engine) as session:
-        standings = ratings.leaderboard(session, args.env_id, agent_ids=list(set(ids)),
-                                        episode_ids=[r.episode_id for r in results])
-    engine.dispose()
+                        results: Sequence[GameResult], standings: Sequence[ratings.Standing]) -> None:
     aborted = sum(r.outcome.status == "aborted" for r in results)
     console.print(f"{args.env_id}: {len(results)} games (seeds {seed}..{seed + len(results) - 1})"
                   + (f", {aborted} aborted by the arena" if aborted else ""))
@@ -215,7 +179,7 @@ def _print_play_summary(args: argparse.Namespace, specs: Sequence[AgentSpec], se
         table.add_row(s.agent, str(s.wins), str(s.draws), str(s.losses), str(s.invalid_moves),
                       f"{s.rating:.2f}", f"{s.mu:.2f}", f"{s.sigma:.2f}")
     console.print(table)
-    if len(set(ids)) < len(ids):
+    if len({s.name for s in specs}) < len(specs):
         console.print("note: an agent played itself; self-play games are stored but not rated "
                       "(name the seats apart, e.g. a=random,b=random, to rate them)")
 
@@ -302,7 +266,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
     client = RemoteClient(args.url, agent, envs, token=token, opponent=args.opponent)
 
     async def run() -> list:
-        await _start_agent(agent)
+        await start_agent(agent)
         try:
             return await client.play(args.games)
         finally:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import random
 import re
-import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from functools import cache
-from typing import Any
+from functools import cache, wraps
+from typing import Any, NamedTuple
 
 import textarena as ta
 
@@ -48,8 +47,7 @@ class InvalidMovePolicy:
         return f"retry:{self.retries}" if self.kind == "retry" else self.kind
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One game message: sender (-1 is the game), text and TextArena observation type name."""
 
     sender: int
@@ -131,6 +129,15 @@ def _format_messages(messages: list) -> str:
     return "\n".join(lines)
 
 
+_KIND_NAMES = {kind: kind.name for kind in ta.ObservationType}
+
+
+def _messages(queued: list) -> list[Message]:
+    """TextArena's (sender, text, ObservationType) tuples as Messages."""
+    return [Message(sender, text if type(text) is str else str(text), _KIND_NAMES.get(kind) or str(kind))
+            for sender, text, kind in queued]
+
+
 class Game:
     """One game of any TextArena env for N seats, driven by the caller."""
 
@@ -159,8 +166,8 @@ class Game:
         self._make = make
         self._guard = guard
         self._env: Any = None
-        self._random = _bound_methods(random.Random(seed))  # this game's `random` module functions
-        self._numpy_random: dict[str, Any] | None = None  # and `numpy.random` ones, made on first use
+        self._random = random.Random(seed)  # this game's `random` generator
+        self._numpy_random: Any = None  # and its numpy.random.RandomState, made on first use
         self._seen = dict.fromkeys(range(num_players), 0)
         self._invalid: str | None = None
         self._invalid_flag = False
@@ -174,7 +181,7 @@ class Game:
 
     def start(self) -> list[Event]:
         """Make a fresh env, reset it with the seed, and return the first events."""
-        if self._env is not None:
+        if self._env is not None or self.done:
             raise EngineError("game already started")
         with self._own_randomness():
             try:
@@ -234,9 +241,7 @@ class Game:
         """End the game without a result (the arena's own doing); it is not rated."""
         if self.done:
             return []
-        self.pending = None
-        self.outcome = Outcome(status="aborted", rewards={}, reason=reason)
-        return [GameOver(self.outcome)]
+        return [self._over(Outcome(status="aborted", rewards={}, reason=reason))]
 
     # --- internals --------------------------------------------------------------------------
 
@@ -260,11 +265,17 @@ class Game:
         return turn
 
     def _forfeit(self, seat: int, reason: str) -> list[Event]:
-        self.pending = None
         rewards = {s: (FORFEIT_REWARD if s == seat else 1.0) for s in range(self.num_players)}
-        self.outcome = Outcome(status="finished", rewards=rewards,
-                               reason=f"Player {seat} forfeited: {reason}", forfeit_seat=seat)
-        return [GameOver(self.outcome)]
+        return [self._over(Outcome(status="finished", rewards=rewards, reason=f"Player {seat} forfeited: {reason}",
+                                   forfeit_seat=seat))]
+
+    def _over(self, outcome: Outcome) -> GameOver:
+        """End the game with `outcome`; unhook and let go of the env (the hook refers to this game and to the
+        state, a cycle that would leave every finished game to the garbage collector)."""
+        if self._env is not None:
+            vars(self._env.state).pop("set_invalid_move", None)
+        self.pending, self.outcome, self._env = None, outcome, None
+        return GameOver(outcome)
 
     def _apply_policy(self) -> None:
         """Set the error allowance the policy asks for and listen for invalid moves."""
@@ -297,17 +308,22 @@ class Game:
     def _deliver(self) -> list[Event]:
         """Messages added to each seat since the last call; those all seats got are public."""
         state = self._env.state
-        events: list[Event] = []
-        fresh: dict[int, list[Message]] = {}
+        raw: dict[int, list] = {}
         for seat in range(self.num_players):
             queued = state.observations.get(seat, [])
-            new = [Message(s, str(t), getattr(k, "name", str(k))) for s, t, k in queued[self._seen[seat]:]]
-            self._seen[seat] = len(queued)
-            fresh[seat] = new
+            raw[seat], self._seen[seat] = queued[self._seen[seat]:], len(queued)
+        first = raw[0]
+        if all(new == first for new in raw.values()):  # the usual case: every seat got the same messages
+            public = _messages(first)
+            fresh = dict.fromkeys(raw, public)
+        else:
+            fresh = {seat: _messages(new) for seat, new in raw.items()}
+            public = self._common(fresh)
+        events: list[Event] = []
+        for seat, new in fresh.items():
             if new:
                 self.seat_logs[seat].extend(new)
                 events.append(MessagesDelivered(seat=seat, messages=new))
-        public = self._common(fresh)
         if public:
             self.public_log.extend(public)
             events.append(PublicMessages(public))
@@ -328,34 +344,39 @@ class Game:
         rewards, game_info = self._env.close()
         rewards = {int(s): float(r) for s, r in (rewards or {}).items()}
         reasons = [str(i.get("reason")) for i in (game_info or {}).values() if i.get("reason")]
-        self.outcome = Outcome(status="finished",
-                               rewards={s: rewards.get(s, 0.0) for s in range(self.num_players)},
-                               reason=reasons[0] if reasons else "game over")
-        return GameOver(self.outcome)
+        return self._over(Outcome(status="finished", rewards={s: rewards.get(s, 0.0) for s in range(self.num_players)},
+                                  reason=reasons[0] if reasons else "game over"))
 
-    @contextmanager
-    def _own_randomness(self) -> Iterator[None]:
-        """Run game code with this game's random state (and the caller's guard), restoring afterwards."""
-        with self._guard(), self._swapped_random_state():
-            yield
+    def _own_randomness(self) -> _GameCall:
+        """Run game code with this game's random state (and the caller's guard)."""
+        return _GameCall(self, self._guard())
 
-    @contextmanager
-    def _swapped_random_state(self) -> Iterator[None]:
-        """Point the `random` (and `numpy.random`) module functions at this game's generators meanwhile.
+    def numpy_generator(self) -> Any:
+        """This game's `numpy.random.RandomState`, made on first use (most games never draw from numpy)."""
+        if self._numpy_random is None:
+            import numpy
 
-        TextArena calls `random.choice(...)` and the like through the module, so swapping the module's
-        attributes isolates games as well as swapping the global state would, at a fraction of the cost."""
-        numpy = sys.modules.get("numpy")
-        if numpy and self._numpy_random is None:
-            self._numpy_random = _bound_methods(numpy.random.RandomState(self.seed % 2**32))
-        outer = _install(random, self._random)
-        outer_np = _install(numpy.random, self._numpy_random) if numpy and self._numpy_random else None
-        try:
-            yield
-        finally:
-            _install(random, outer)
-            if outer_np is not None:
-                _install(numpy.random, outer_np)
+            self._numpy_random = numpy.random.RandomState(self.seed % 2**32)
+        return self._numpy_random
+
+
+class _GameCall:
+    """Marks one game as the one whose code runs now: `random` and `numpy.random` calls use its generators."""
+
+    __slots__ = ("game", "guard")
+    current: Game | None = None
+
+    def __init__(self, game: Game, guard: AbstractContextManager) -> None:
+        self.game, self.guard = game, guard
+        _install_proxies()
+
+    def __enter__(self) -> None:
+        self.guard.__enter__()
+        _GameCall.current = self.game
+
+    def __exit__(self, *exc: object) -> None:
+        _GameCall.current = None
+        self.guard.__exit__(*exc)
 
 
 def _module_methods(module: Any, instance: Any) -> list[str]:
@@ -363,26 +384,31 @@ def _module_methods(module: Any, instance: Any) -> list[str]:
     return [name for name, value in vars(module).items() if getattr(value, "__self__", None) is instance]
 
 
-_RANDOM_NAMES = _module_methods(random, random._inst)  # random, choice, shuffle, seed, getstate, ...
-
-
 @cache
-def _numpy_names() -> list[str]:
-    """`numpy.random`'s functions bound to its global RandomState, plus `seed` (a plain function there)."""
+def _install_proxies() -> None:
+    """Replace the functions of `random` and `numpy.random` with stand-ins that call the running game's own
+    generators, or the process's usual functions when no game code runs.
+
+    TextArena calls `random.choice(...)` and the like through the module, so this isolates interleaved
+    games as well as swapping the global state around each call would, at no cost per call."""
     import numpy
 
-    return [*_module_methods(numpy.random, numpy.random.mtrand._rand), "seed"]
+    functions = vars(random)
+    for name in _module_methods(random, random._inst):
+        functions[name] = _proxy(name, functions[name], lambda game: game._random)
+    functions = vars(numpy.random)
+    for name in [*_module_methods(numpy.random, numpy.random.mtrand._rand), "seed"]:
+        functions[name] = _proxy(name, functions[name], Game.numpy_generator)
 
 
-def _bound_methods(generator: Any) -> dict[str, Any]:
-    """The module functions a game may call, bound to its own `generator` (random.Random or RandomState)."""
-    names = _RANDOM_NAMES if isinstance(generator, random.Random) else _numpy_names()
-    return {name: getattr(generator, name) for name in names}
+def _proxy(name: str, process_function: Callable[..., Any], generator: Callable[[Game], Any]) -> Callable[..., Any]:
+    """A module function that calls `name` on the running game's generator, else the process's function."""
 
+    @wraps(process_function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        game = _GameCall.current
+        if game is None:
+            return process_function(*args, **kwargs)
+        return getattr(generator(game), name)(*args, **kwargs)
 
-def _install(module: Any, functions: dict[str, Any]) -> dict[str, Any]:
-    """Set module attributes; return the ones they replaced."""
-    namespace = vars(module)
-    replaced = {name: namespace[name] for name in functions}
-    namespace.update(functions)
-    return replaced
+    return call

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trueskill
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from arena.store import ratings as rating_rows
 from arena.store.agents import agent_names
 from arena.store.episodes import seat_totals
-from arena.store.models import OVERALL, AgentRow, EpisodeRow, RatingHistoryRow, RatingRow, SeatRow, utcnow
+from arena.store.models import OVERALL, EpisodeRow
+from arena.store.writer import batched
 
 TRUESKILL = trueskill.TrueSkill()  # the package defaults: mu 25, sigma 25/3, draw probability 0.1
 
@@ -44,6 +47,28 @@ class RatingChange:
         return self.after - self.before
 
 
+_DRAW_MARGIN = trueskill.calc_draw_margin(TRUESKILL.draw_probability, 2, env=TRUESKILL)
+
+
+def rate_1vs1(first: trueskill.Rating, second: trueskill.Rating, drawn: bool = False,
+              ) -> tuple[trueskill.Rating, trueskill.Rating]:
+    """`trueskill.rate_1vs1` in closed form (first beat second, or they drew): equal to it, far cheaper.
+
+    Two players make a factor graph without loops, so one pass of the package's message passing is
+    exact; this is that pass written out, with the package's own v/w functions and its dynamics (tau)."""
+    var_first = first.sigma**2 + TRUESKILL.tau**2
+    var_second = second.sigma**2 + TRUESKILL.tau**2
+    c2 = 2 * TRUESKILL.beta**2 + var_first + var_second
+    c = math.sqrt(c2)
+    t, margin = (first.mu - second.mu) / c, _DRAW_MARGIN / c
+    if drawn:
+        v, w = TRUESKILL.v_draw(t, margin), TRUESKILL.w_draw(t, margin)
+    else:
+        v, w = TRUESKILL.v_win(t, margin), TRUESKILL.w_win(t, margin)
+    return (trueskill.Rating(first.mu + var_first / c * v, math.sqrt(var_first * (1 - var_first / c2 * w))),
+            trueskill.Rating(second.mu - var_second / c * v, math.sqrt(var_second * (1 - var_second / c2 * w))))
+
+
 def ranks(rewards: Sequence[float]) -> list[int]:
     """TrueSkill ranks from rewards: 0 for the highest reward, equal rewards share a rank."""
     ordered = sorted(set(rewards), reverse=True)
@@ -51,13 +76,12 @@ def ranks(rewards: Sequence[float]) -> list[int]:
 
 
 def rate(ratings: Sequence[trueskill.Rating], rewards: Sequence[float]) -> list[trueskill.Rating]:
-    """New ratings after one game: 1v1 with draws for two seats, rank of rewards for more."""
+    """New ratings after one game: 1v1 with draws for two seats, rank of rewards (the package) for more."""
     if len(ratings) == 2:
         (a, b), (ra, rb) = ratings, rewards
-        drawn = ra == rb
         if ra >= rb:
-            return list(trueskill.rate_1vs1(a, b, drawn=drawn, env=TRUESKILL))
-        new_b, new_a = trueskill.rate_1vs1(b, a, drawn=False, env=TRUESKILL)
+            return list(rate_1vs1(a, b, drawn=ra == rb))
+        new_b, new_a = rate_1vs1(b, a)
         return [new_a, new_b]
     groups = TRUESKILL.rate([(r,) for r in ratings], ranks=ranks(rewards))
     return [group[0] for group in groups]
@@ -68,55 +92,52 @@ def is_rated(status: str, agent_ids: Sequence[int]) -> bool:
     return status == "finished" and len(agent_ids) >= 2 and len(set(agent_ids)) == len(agent_ids)
 
 
-_SEATS = (select(SeatRow.agent_id, AgentRow.name, SeatRow.reward, EpisodeRow.env_id, EpisodeRow.status)
-          .join(EpisodeRow, EpisodeRow.id == SeatRow.episode_id).join(AgentRow, AgentRow.id == SeatRow.agent_id)
-          .where(SeatRow.episode_id == bindparam("episode_id")).order_by(SeatRow.seat))
-_STORED = (select(RatingRow.agent_id, RatingRow.env_id, RatingRow.mu, RatingRow.sigma, RatingRow.games)
-           .where(RatingRow.agent_id.in_(bindparam("agent_ids", expanding=True)),
-                  RatingRow.env_id.in_(bindparam("env_ids", expanding=True))))
-_UPDATE = update(RatingRow.__table__).where(RatingRow.__table__.c.agent_id == bindparam("b_agent"),
-                                            RatingRow.__table__.c.env_id == bindparam("b_env"))
-_INSERT = insert(RatingRow.__table__)
-_HISTORY = insert(RatingHistoryRow.__table__)
-
-
-def apply(session: Session, episode_id: int) -> list[RatingChange]:
-    """Update ratings (env and overall) for a finished episode and log the history."""
+def rate_episodes(session: Session, calls: Sequence[tuple[int]]) -> list[list[RatingChange]]:
+    """`rate_episode` for many episodes, in call order, with the ratings held in memory meanwhile."""
     connection = session.connection()
-    seats = connection.execute(_SEATS, {"episode_id": episode_id}).all()
-    agent_ids = [seat.agent_id for seat in seats]
-    if not seats or not is_rated(seats[0].status, agent_ids):
-        return []
-    env_id, rewards = seats[0].env_id, [float(seat.reward or 0.0) for seat in seats]
-    stored = {(a, e): (mu, sigma, games) for a, e, mu, sigma, games in connection.execute(
-        _STORED, {"agent_ids": agent_ids, "env_ids": [env_id, OVERALL]})}
-    names = {seat.agent_id: seat.name for seat in seats}
+    episode_ids = [episode_id for (episode_id,) in calls]
+    seats = rating_rows.episode_seats(connection, episode_ids)
+    agent_ids = {seat.agent_id for rows in seats.values() for seat in rows}
+    scopes = {rows[0].env_id for rows in seats.values()} | {OVERALL}
+    stored = rating_rows.stored_ratings(connection, agent_ids, scopes)
+    current, seq, places, history, done = dict(stored), rating_rows.last_rating_seq(connection), [], [], set()
+    results: list[list[RatingChange]] = []
+    for episode_id in episode_ids:
+        rows = seats.get(episode_id, [])
+        if not rows or rows[0].rating_seq is not None or rows[0].status == "running" or episode_id in done:
+            results.append([])  # unknown, already rated, or not over yet
+            continue
+        done.add(episode_id)
+        seq += 1
+        places.append((episode_id, seq))
+        changes = _rate(rows, current) if is_rated(rows[0].status, [r.agent_id for r in rows]) else []
+        history += [{"episode_id": episode_id, "agent_id": c.agent_id, "env_id": c.env_id, "mu_before": c.mu_before,
+                     "sigma_before": c.sigma_before, "mu_after": c.mu_after, "sigma_after": c.sigma_after}
+                    for c in changes]
+        results.append(changes)
+    changed = {key: value for key, value in current.items() if stored.get(key) != value}
+    rating_rows.save_ratings(connection, changed, stored, history, places)
+    return results
+
+
+def _rate(seats: Sequence, current: dict[tuple[int, str], tuple[float, float, int]]) -> list[RatingChange]:
+    """Rate one finished episode (env and overall) against `current`, which it updates."""
+    agent_ids, rewards = [s.agent_id for s in seats], [float(s.reward or 0.0) for s in seats]
     changes: list[RatingChange] = []
-    for scope in (env_id, OVERALL):
-        current = [stored.get((a, scope), (TRUESKILL.mu, TRUESKILL.sigma, 0)) for a in agent_ids]
-        new = rate([trueskill.Rating(mu, sigma) for mu, sigma, _ in current], rewards)
-        changes += [RatingChange(a, names[a], scope, mu, sigma, r.mu, r.sigma)
-                    for a, (mu, sigma, _), r in zip(agent_ids, current, new, strict=True)]
-    _write(connection, episode_id, changes, stored)
+    for scope in (seats[0].env_id, OVERALL):
+        before = [current.get((a, scope), (TRUESKILL.mu, TRUESKILL.sigma, 0)) for a in agent_ids]
+        after = rate([trueskill.Rating(mu, sigma) for mu, sigma, _ in before], rewards)
+        for seat, (mu, sigma, games), new in zip(seats, before, after, strict=True):
+            current[(seat.agent_id, scope)] = (new.mu, new.sigma, games + 1)
+            changes.append(RatingChange(seat.agent_id, seat.name, scope, mu, sigma, new.mu, new.sigma))
     return changes
 
 
-def _write(connection, episode_id: int, changes: list[RatingChange],
-           stored: dict[tuple[int, str], tuple[float, float, int]]) -> None:
-    """Store new ratings (update or insert) and their history rows, a statement each."""
-    now = utcnow()
-    rows = [{"b_agent": c.agent_id, "b_env": c.env_id, "mu": c.mu_after, "sigma": c.sigma_after,
-             "games": stored.get((c.agent_id, c.env_id), (0, 0, 0))[2] + 1, "updated_at": now} for c in changes]
-    existing = [r for r in rows if (r["b_agent"], r["b_env"]) in stored]
-    new = [{"agent_id": r.pop("b_agent"), "env_id": r.pop("b_env"), **r}
-           for r in rows if (r["b_agent"], r["b_env"]) not in stored]
-    if existing:
-        connection.execute(_UPDATE, existing)
-    if new:
-        connection.execute(_INSERT, new)
-    connection.execute(_HISTORY, [
-        {"episode_id": episode_id, "agent_id": c.agent_id, "env_id": c.env_id, "mu_before": c.mu_before,
-         "sigma_before": c.sigma_before, "mu_after": c.mu_after, "sigma_after": c.sigma_after} for c in changes])
+@batched(rate_episodes)
+def rate_episode(session: Session, episode_id: int) -> list[RatingChange]:
+    """A write operation: apply an ended episode's ratings (env and overall), log the history, and give
+    the episode the next place in the rating order. Aborted and self-play episodes change no rating."""
+    return rate_episodes(session, [(episode_id,)])[0]
 
 
 @dataclass(frozen=True)
@@ -128,28 +149,19 @@ class RebuildReport:
     mismatches: list[tuple[int, str, tuple[float, float, int] | None, tuple[float, float, int] | None]]
 
 
-def _snapshot(session: Session) -> dict[tuple[int, str], tuple[float, float, int]]:
-    rows = session.execute(select(RatingRow.agent_id, RatingRow.env_id, RatingRow.mu, RatingRow.sigma,
-                                  RatingRow.games))
-    return {(a, e): (mu, sigma, games) for a, e, mu, sigma, games in rows}
-
-
 def rebuild(session: Session) -> RebuildReport:
-    """Recompute every rating by replaying finished episodes in the order they finished."""
-    stored = _snapshot(session)
-    session.execute(delete(RatingHistoryRow))
-    session.execute(delete(RatingRow))
-    session.expire_all()
-    episode_ids = session.scalars(
-        select(EpisodeRow.id).where(EpisodeRow.status == "finished").order_by(EpisodeRow.finished_seq)
-    ).all()
-    for episode_id in episode_ids:
-        apply(session, episode_id)
-    rebuilt = _snapshot(session)
+    """Recompute every rating by replaying the rated episodes in the order they were rated."""
+    stored = rating_rows.snapshot(session)
+    order = rating_rows.rating_order(session)
+    rating_rows.clear(session)
+    session.execute(update(EpisodeRow).values(rating_seq=None))
+    for episode_id in order:
+        rate_episode(session, episode_id)
+    rebuilt = rating_rows.snapshot(session)
     mismatches = [(a, e, stored.get((a, e)), rebuilt.get((a, e)))
                   for a, e in sorted(set(stored) | set(rebuilt))
                   if stored.get((a, e)) != rebuilt.get((a, e))]
-    return RebuildReport(episodes=len(episode_ids), ratings=len(rebuilt), mismatches=mismatches)
+    return RebuildReport(episodes=len(order), ratings=len(rebuilt), mismatches=mismatches)
 
 
 @dataclass(frozen=True)
@@ -171,8 +183,7 @@ def leaderboard(session: Session, env_id: str | None = None, agent_ids: Sequence
                 episode_ids: Sequence[int] | None = None) -> list[Standing]:
     """Agents by conservative rating in one env (or overall), with their game totals."""
     scope = env_id or OVERALL
-    query = select(RatingRow.agent_id, RatingRow.mu, RatingRow.sigma).where(RatingRow.env_id == scope)
-    ratings = {a: (mu, sigma) for a, mu, sigma in session.execute(query)}
+    ratings = rating_rows.ratings_in(session, scope)
     totals = seat_totals(session, env_id, agent_ids, episode_ids)
     ids = set(totals) | (set(ratings) if agent_ids is None else set(ratings) & set(agent_ids))
     names = agent_names(session, list(ids))

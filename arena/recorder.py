@@ -1,13 +1,10 @@
-"""The runner's view of the store: async calls that go through the single writer."""
+"""The runner's view of the store: writes go through the writer process; each one's failure reaches its caller."""
 
 from __future__ import annotations
 
-import dataclasses
-import threading
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
-
-from sqlalchemy.orm import Session
 
 from arena import ratings
 from arena.engine import Game, Turn
@@ -16,61 +13,40 @@ from arena.store import agents, episodes
 from arena.store.writer import Writer
 
 
-def turn_row(turn: Turn) -> dict:
+def turn_row(episode_id: int, turn: Turn) -> dict:
     """A turn as TurnRow column values."""
-    row = dataclasses.asdict(turn)
-    row["idx"] = row.pop("index")
-    return row
+    return {"episode_id": episode_id, "idx": turn.index, "seat": turn.seat, "observation": turn.observation,
+            "action": turn.action, "invalid": turn.invalid, "invalid_reason": turn.invalid_reason,
+            "elapsed": turn.elapsed, "error": turn.error, "info": turn.info}
 
 
 class Recorder:
-    """Writes agents, episodes, turns and rating changes; turns stream, finishes are awaited."""
+    """Writes agents, episodes, turns, outcomes and rating changes for the runner."""
 
     def __init__(self, writer: Writer) -> None:
         self.writer = writer
-        self._turns: list[dict] = []  # rows waiting for the next flush, from every game
-        self._lock = threading.Lock()
-        self._flush_queued = False
 
     async def register(self, specs: Sequence[tuple[str, str, str]]) -> list[int]:
         """Ids for (name, kind, spec) triples, creating agents that are new."""
-        return await self.writer.run(
-            lambda s: [agents.ensure_agent(s, name, kind, spec) for name, kind, spec in specs]
-        )
+        return await self.writer.run(agents.ensure_agents, list(specs))
 
     async def start(self, game: Game, agent_ids: Sequence[int], tags: Sequence[str] = ()) -> int:
         """Insert the episode as running; returns its id."""
-        return await self.writer.run(lambda s: episodes.create_episode(
-            s, game.env_id, game.seed, agent_ids, str(game.policy), tags))
+        return await self.writer.run(episodes.create_episode, game.env_id, game.seed, list(agent_ids),
+                                     str(game.policy), list(tags))
 
-    def add_turns(self, episode_id: int, turns: Sequence[Turn]) -> None:
-        """Queue turn rows; one writer operation inserts every row queued until it runs."""
-        if not turns:
-            return
-        with self._lock:
-            self._turns.extend({"episode_id": episode_id, **turn_row(t)} for t in turns)
-            if self._flush_queued:
-                return
-            self._flush_queued = True
-        self.writer.submit(self._flush_turns)
+    def add_turns(self, episode_id: int, turns: Sequence[Turn]) -> asyncio.Future[None]:
+        """Insert turn rows (captured now); the future resolves once they are committed."""
+        return self.writer.submit(episodes.add_turns, [turn_row(episode_id, t) for t in turns])
 
-    def _flush_turns(self, session: Session) -> None:
-        """Writer side: take every queued row and insert them in one statement."""
-        with self._lock:
-            rows, self._turns, self._flush_queued = self._turns, [], False
-        episodes.add_turns(session, rows)
-
-    async def finish(self, episode_id: int, game: Game) -> list[RatingChange]:
-        """Commit the outcome and the rating changes together; returns the changes."""
+    async def end(self, episode_id: int, game: Game, turns: Sequence[Turn] = ()) -> None:
+        """Commit the turns not yet stored and the outcome (finished with rewards, or aborted with a reason)."""
         outcome = game.outcome
-        assert outcome is not None, "finish() needs a game that is over"
+        assert outcome is not None, "end() needs a game that is over"
         invalid = Counter(t.seat for t in game.turns if t.invalid)
+        await self.writer.run(episodes.end_episode, episode_id, outcome.status, outcome.rewards, outcome.reason,
+                              dict(invalid), [turn_row(episode_id, t) for t in turns])
 
-        def write(session: Session) -> list[RatingChange]:
-            if outcome.status == "aborted":
-                episodes.abort_episode(session, episode_id, outcome.reason)
-                return []
-            episodes.finish_episode(session, episode_id, outcome.rewards, outcome.reason, dict(invalid))
-            return ratings.apply(session, episode_id)
-
-        return await self.writer.run(write)
+    def rate(self, episode_id: int) -> asyncio.Future[list[RatingChange]]:
+        """Apply a finished episode's ratings next in the rating order; resolves with the changes."""
+        return self.writer.submit(ratings.rate_episode, episode_id)

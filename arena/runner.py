@@ -1,17 +1,26 @@
-"""Asyncio runner: plays many engines at once, every agent call concurrent, writes via the recorder."""
+"""Asyncio runner: plays one engine to the end, calling its agents and recording every turn.
+
+Whatever an agent, a listener, the store or the game raises, the episode ends `finished` or `aborted`
+with a reason. Agent failures forfeit (they are the agent's doing); anything else aborts; a write that
+failed is raised to the caller after the episode is marked aborted (when the store still can).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from agents.base import Agent, TurnContext
-from arena.engine import DEFAULT_MAX_TURNS, Event, Game, InvalidMovePolicy, Outcome, TurnRecorded
+from arena.engine import DEFAULT_MAX_TURNS, Event, Game, InvalidMovePolicy, Outcome, Turn, TurnRecorded
 from arena.ratings import RatingChange
 from arena.recorder import Recorder
+from arena.store.database import StoreError
 from arena.watchdog import time_limit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,17 +42,20 @@ class Match:
     move_timeout: float | None = 60.0
     tags: Sequence[str] = ()
     max_turns: int = DEFAULT_MAX_TURNS
-    abandon: asyncio.Future[tuple[int, str]] | None = None  # set (seat, reason) to forfeit a seat now
 
 
 class MatchListener:
-    """Hooks a transport uses to follow a match; the defaults do nothing."""
+    """Hooks a transport uses to follow a match; the defaults do nothing.
+
+    `events` is called only once the turns among the events are committed, so a transport tells
+    its clients about a move only when it is durable. Without a listener, turns are committed
+    with the outcome."""
 
     def started(self, episode_id: int, game: Game) -> None:
         """The episode exists and the game is about to start."""
 
     def events(self, episode_id: int, events: list[Event]) -> None:
-        """The engine produced `events`."""
+        """The engine produced `events` (their turns are stored)."""
 
 
 @dataclass
@@ -56,42 +68,89 @@ class MatchResult:
     rating_changes: list[RatingChange]
 
 
-async def play_match(match: Match, recorder: Recorder, listener: MatchListener | None = None) -> MatchResult:
-    """Play one game to the end, recording every turn; aborted (unrated) if cancelled."""
-    listener = listener or MatchListener()
+class Abandoned(Exception):
+    """An agent gives up its seat for good (its player left); the seat forfeits."""
+
+    def __init__(self, seat: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seat, self.reason = seat, reason
+
+
+async def play_match(match: Match, recorder: Recorder, listener: MatchListener | None = None,
+                     rate: bool = True) -> MatchResult:
+    """Play one game to the end, recording every turn; `rate` applies its ratings at once (finishing order)."""
     game = Game(match.env_id, len(match.seats), match.seed, match.policy, match.move_timeout, match.max_turns,
                 guard=time_limit)
     episode_id = await recorder.start(game, [s.agent_id for s in match.seats], match.tags)
     try:
-        listener.started(episode_id, game)
-        events = game.start()
-        while not game.done:
-            recorder.add_turns(episode_id, _turns(events))
-            listener.events(episode_id, events)
-            events = await _next_move(game, match, episode_id)
-        recorder.add_turns(episode_id, _turns(events))
-        listener.events(episode_id, events)
-    except asyncio.CancelledError:
-        game.abort("cancelled: the arena stopped before the game ended")
-        await asyncio.shield(recorder.finish(episode_id, game))
-        raise
+        await _play_and_record(game, match, recorder, episode_id, listener)
+        changes = await recorder.rate(episode_id) if rate else []
     finally:
         for seat in match.seats:
             seat.agent.end_game(str(episode_id))
-    changes = await recorder.finish(episode_id, game)
-    return MatchResult(episode_id, game.outcome, len(game.turns), changes)  # type: ignore[arg-type]
+    assert game.outcome is not None, "every way out of _play_and_record ends the game"
+    return MatchResult(episode_id, game.outcome, len(game.turns), changes)
+
+
+async def _play_and_record(game: Game, match: Match, recorder: Recorder, episode_id: int,
+                           listener: MatchListener | None) -> None:
+    """Play, then commit the outcome; every way out leaves the episode finished or aborted."""
+    unsaved: list[Turn] = []  # turns nobody was told about yet: they are stored with the outcome
+    try:
+        await _play(game, match, recorder, episode_id, listener, unsaved)
+    except asyncio.CancelledError:
+        game.abort("cancelled: the arena stopped before the game ended")
+        await asyncio.shield(_record_abort(recorder, episode_id, game, unsaved))
+        raise
+    except StoreError as error:
+        game.abort(f"store error: {error}")
+        await _record_abort(recorder, episode_id, game, unsaved)
+        raise
+    except Exception as error:  # noqa: BLE001 - a listener's or the arena's bug aborts this game only
+        log.exception("game %s failed", episode_id)
+        game.abort(f"arena error: {type(error).__name__}: {error}")
+    await recorder.end(episode_id, game, unsaved)
+
+
+async def _record_abort(recorder: Recorder, episode_id: int, game: Game, unsaved: list[Turn]) -> None:
+    """Mark the episode aborted if the store still takes writes (else the next start marks it)."""
+    try:
+        await recorder.end(episode_id, game, unsaved)
+    except StoreError:
+        log.exception("could not record that episode %s was aborted", episode_id)
+
+
+async def _play(game: Game, match: Match, recorder: Recorder, episode_id: int, listener: MatchListener | None,
+                unsaved: list[Turn]) -> None:
+    """Drive the game; with a listener, each turn is committed before the listener hears of it."""
+    if listener is not None:
+        listener.started(episode_id, game)
+    events = game.start()
+    while True:
+        turns = [e.turn for e in events if isinstance(e, TurnRecorded)]
+        if listener is None:
+            unsaved += turns
+        else:
+            if turns:
+                await recorder.add_turns(episode_id, turns)
+            listener.events(episode_id, events)
+        if game.done:
+            return
+        events = await _next_move(game, match, episode_id)
 
 
 async def _next_move(game: Game, match: Match, episode_id: int) -> list[Event]:
-    """Ask the seat to move, under the deadline; a timeout or an exception forfeits."""
+    """Ask the seat to move, under the deadline; a timeout, an exception or abandoning the seat forfeits."""
     pending = game.pending
     assert pending is not None
     agent = match.seats[pending.seat].agent
-    deadline = time.time() + match.move_timeout if match.move_timeout is not None else None
-    context = TurnContext(match.env_id, str(episode_id), match.seed, pending.seat, len(game.turns), deadline)
+    timeout = match.move_timeout
+    context = TurnContext(match.env_id, str(episode_id), match.seed, pending.seat, len(game.turns),
+                          time.time() + timeout if timeout is not None else None)
     started = time.perf_counter()
     try:
-        decision = await _decide_or_abandon(agent.decide(pending.observation, context), match)
+        async with asyncio.timeout(timeout):
+            decision = await agent.decide(pending.observation, context)
     except Abandoned as abandoned:
         return game.forfeit(abandoned.seat, abandoned.reason)
     except TimeoutError:
@@ -99,48 +158,3 @@ async def _next_move(game: Game, match: Match, episode_id: int) -> list[Event]:
     except Exception as error:  # noqa: BLE001 - any agent failure forfeits, and is recorded
         return game.fail(pending.seat, f"{type(error).__name__}: {error}", time.perf_counter() - started)
     return game.act(pending.seat, decision.action, time.perf_counter() - started, decision.info)
-
-
-class Abandoned(Exception):
-    """A seat was abandoned (its player left for good) while the game waited on a move."""
-
-    def __init__(self, seat: int, reason: str) -> None:
-        super().__init__(reason)
-        self.seat, self.reason = seat, reason
-
-
-async def _decide_or_abandon(decision, match: Match):
-    """Await the agent under the move deadline, unless the match's `abandon` future fires first."""
-    decide = asyncio.ensure_future(asyncio.wait_for(decision, match.move_timeout))
-    if match.abandon is None:
-        return await decide
-    try:
-        done, _ = await asyncio.wait({decide, match.abandon}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        decide.cancel()
-        raise
-    if decide in done:
-        return decide.result()
-    decide.cancel()
-    raise Abandoned(*match.abandon.result())
-
-
-def _turns(events: list[Event]) -> list:
-    return [e.turn for e in events if isinstance(e, TurnRecorded)]
-
-
-async def play_matches(matches: Sequence[Match], recorder: Recorder, concurrency: int = 16,
-                       on_result: Callable[[MatchResult], None] | None = None) -> list[MatchResult]:
-    """Play every match, at most `concurrency` at once; results in match order."""
-    limit = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(match: Match) -> MatchResult:
-        async with limit:
-            result = await play_match(match, recorder)
-        if on_result:
-            on_result(result)
-        return result
-
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(m)) for m in matches]
-    return [task.result() for task in tasks]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 GAME_CALL_LIMIT_S = 10.0
 
@@ -14,20 +12,31 @@ class GameStalled(Exception):
     """A call into a game ran past its time limit."""
 
 
-@contextmanager
-def time_limit(seconds: float = GAME_CALL_LIMIT_S) -> Iterator[None]:
-    """Interrupt the block with GameStalled after `seconds` (main thread on Unix; a no-op elsewhere)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
+class time_limit:  # noqa: N801 - used like a function: `with time_limit():`
+    """Interrupt the block with GameStalled after `seconds` (main thread on Unix; a no-op elsewhere).
 
-    def on_alarm(_signum, _frame) -> None:
-        raise GameStalled(f"a call into the game ran past {seconds:g} s")
+    The SIGALRM handler is installed once, on first use; each block only arms and disarms the timer."""
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    __slots__ = ("seconds", "armed")
+    _installed = False
+    current = GAME_CALL_LIMIT_S  # the limit of the armed block, for the error message
+
+    def __init__(self, seconds: float = GAME_CALL_LIMIT_S) -> None:
+        self.seconds, self.armed = seconds, False
+
+    def __enter__(self) -> None:
+        if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+            return
+        if not time_limit._installed:
+            signal.signal(signal.SIGALRM, _on_alarm)
+            time_limit._installed = True
+        self.armed, time_limit.current = True, self.seconds
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _on_alarm(_signum: int, _frame: object) -> None:
+    raise GameStalled(f"a call into the game ran past {time_limit.current:g} s")

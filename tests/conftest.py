@@ -1,12 +1,20 @@
-"""Shared fixtures: a private catalog cache, throwaway SQLite databases, and `arena serve` processes."""
+"""Shared fixtures: a private catalog cache, throwaway databases, and `arena serve` processes.
+
+The database suites (`DATABASE_SUITES`) run every test that uses `db_url` (or `engine`, `session`,
+`server`) twice, `test_x[sqlite]` and `test_x[postgresql]`; other files get SQLite only. PostgreSQL
+starts lazily, once per session, the first time a `[postgresql]` test runs (see tests/postgres.py).
+A test whose name mentions sqlite, or marked `sqlite_only`, runs on SQLite only.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres import PostgresServer, PostgresUnavailable
 from server_helpers import ServerProcess
 from sqlalchemy.orm import Session
 
@@ -17,10 +25,58 @@ from arena.store.database import open_database
 os.environ["ARENA_CACHE_DIR"] = tempfile.mkdtemp(prefix="arena-catalog-")
 
 
+DATABASE_SUITES = {"test_store.py", "test_ratings.py", "test_runner.py", "test_server.py", "test_migrations.py",
+                   "test_cli.py"}
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: a database-suite test that runs on SQLite only")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the database suites' tests on every backend (ids `[sqlite]`, `[postgresql]`)."""
+    if "db_backend" not in metafunc.fixturenames or Path(metafunc.module.__file__).name not in DATABASE_SUITES:
+        return
+    sqlite_only = "sqlite" in metafunc.function.__name__ or metafunc.definition.get_closest_marker("sqlite_only")
+    metafunc.parametrize("db_backend", BACKENDS[:1] if sqlite_only else BACKENDS)
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """URL of a new SQLite database file."""
-    return f"sqlite:///{tmp_path / 'arena.db'}"
+def db_backend() -> str:
+    """The kind of database `db_url` gives: "sqlite", unless the database suites parametrize it."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session: ARENA_TEST_POSTGRES_URL's, or a private cluster started on
+    first use and deleted at the end. Skips without PostgreSQL binaries, except under CI (an error)."""
+    try:
+        server = PostgresServer.find()
+    except PostgresUnavailable as error:
+        reason = str(error)
+    else:
+        reason = ""
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"CI needs PostgreSQL for the [postgresql] tests: {reason}", pytrace=False)
+    if reason:
+        pytest.skip(f"PostgreSQL unavailable: {reason}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a new empty database: an SQLite file, or a PostgreSQL database dropped afterwards."""
+    if db_backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'arena.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    with server.database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -39,12 +95,13 @@ def session(engine):
 
 
 @pytest.fixture
-def server(db_url: str):
-    """Start `arena serve` with the given flags on the test's database; every server is stopped afterwards."""
+def server(db_url: str, tmp_path: Path):
+    """Start `arena serve` with the given flags on the test's database, in the test's folder; every server is
+    stopped afterwards."""
     servers: list[ServerProcess] = []
 
     def start(*flags: str) -> ServerProcess:
-        servers.append(ServerProcess(db_url, *flags).start())
+        servers.append(ServerProcess(db_url, *flags, cwd=tmp_path).start())
         return servers[-1]
 
     yield start

@@ -66,10 +66,10 @@ def test_numpy_randomness_is_per_game_and_leaves_the_process_alone() -> None:
     outside = numpy.random.RandomState(1).randint(0, 10**6, 6)
     draws = []
     for seed in (5, 5, 6):
-        with Game("TicTacToe-v0", 2, seed=seed)._swapped_random_state():  # what every call into game code runs in
+        with Game("TicTacToe-v0", 2, seed=seed)._own_randomness():  # what every call into game code runs in
             draws.append(list(numpy.random.randint(0, 10**6, 3)))
     assert draws[0] == draws[1] == list(numpy.random.RandomState(5).randint(0, 10**6, 3)) != draws[2]
-    with Game("TicTacToe-v0", 2, seed=7)._swapped_random_state():
+    with Game("TicTacToe-v0", 2, seed=7)._own_randomness():
         numpy.random.seed(99)  # a game may reseed; that must stay inside the game
     assert list(numpy.random.randint(0, 10**6, 6)) == list(outside)
 

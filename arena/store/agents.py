@@ -30,6 +30,11 @@ def ensure_agent(session: Session, name: str, kind: str, spec: str) -> int:
     return row.id
 
 
+def ensure_agents(session: Session, specs: Sequence[tuple[str, str, str]]) -> list[int]:
+    """Ids of (name, kind, spec) triples, creating the agents that are new."""
+    return [ensure_agent(session, name, kind, spec) for name, kind, spec in specs]
+
+
 def hash_token(token: str) -> str:
     """The stored form of a token."""
     return hashlib.sha256(token.encode()).hexdigest()

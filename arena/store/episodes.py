@@ -9,29 +9,53 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from arena.store.models import AgentRow, EpisodeRow, SeatRow, TurnRow, utcnow
+from arena.store.writer import batched
 
-_NEW_EPISODE = insert(EpisodeRow.__table__).returning(EpisodeRow.__table__.c.id)
+_NEW_EPISODE = insert(EpisodeRow.__table__).returning(EpisodeRow.__table__.c.id, sort_by_parameter_order=True)
 _NEW_SEATS = insert(SeatRow.__table__)
 _NEW_TURNS = insert(TurnRow.__table__)
+_FINISH = (update(EpisodeRow.__table__).where(EpisodeRow.__table__.c.id == bindparam("b_id"))
+           .values(status=bindparam("b_status"), reason=bindparam("b_reason"), ended_at=bindparam("b_ended")))
+_SEAT_RESULT = (update(SeatRow.__table__)
+                .where(SeatRow.__table__.c.episode_id == bindparam("b_episode"),
+                       SeatRow.__table__.c.seat == bindparam("b_seat"))
+                .values(reward=bindparam("b_reward"), result=bindparam("b_result"),
+                        invalid_moves=bindparam("b_invalid")))
 
 
+def create_episodes(session: Session, calls: Sequence[tuple]) -> list[int]:
+    """`create_episode` for many episodes in two statements; ids in call order."""
+    connection, now = session.connection(), utcnow()
+    ids = list(connection.execute(_NEW_EPISODE, [
+        {"env_id": env_id, "seed": seed, "num_players": len(agent_ids), "status": "running",
+         "invalid_policy": policy, "tags": list(tags), "started_at": now}
+        for env_id, seed, agent_ids, policy, tags in calls]).scalars())
+    connection.execute(_NEW_SEATS, [
+        {"episode_id": episode_id, "seat": seat, "agent_id": agent_id, "invalid_moves": 0}
+        for episode_id, (_, _, agent_ids, _, _) in zip(ids, calls, strict=True)
+        for seat, agent_id in enumerate(agent_ids)])
+    return ids
+
+
+@batched(create_episodes)
 def create_episode(session: Session, env_id: str, seed: int, agent_ids: Sequence[int],
                    invalid_policy: str, tags: Sequence[str] = ()) -> int:
     """Insert a running episode with its seats; returns its id."""
-    connection = session.connection()
-    episode_id = connection.execute(_NEW_EPISODE, {
-        "env_id": env_id, "seed": seed, "num_players": len(agent_ids), "status": "running",
-        "invalid_policy": invalid_policy, "tags": list(tags), "started_at": utcnow()}).scalar_one()
-    connection.execute(_NEW_SEATS, [
-        {"episode_id": episode_id, "seat": seat, "agent_id": agent_id, "invalid_moves": 0}
-        for seat, agent_id in enumerate(agent_ids)])
-    return episode_id
+    return create_episodes(session, [(env_id, seed, agent_ids, invalid_policy, tags)])[0]
 
 
-def add_turns(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert turn rows (dicts with every TurnRow column but id) in one statement."""
+def add_turns_many(session: Session, calls: Sequence[tuple]) -> list[None]:
+    """`add_turns` for many calls in one statement."""
+    rows = [row for (call_rows,) in calls for row in call_rows]
     if rows:
-        session.connection().execute(_NEW_TURNS, list(rows))
+        session.connection().execute(_NEW_TURNS, rows)
+    return [None] * len(calls)
+
+
+@batched(add_turns_many)
+def add_turns(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert turn rows (dicts with every TurnRow column but id)."""
+    add_turns_many(session, [(rows,)])
 
 
 def result_of(rewards: dict[int, float], seat: int) -> str:
@@ -44,31 +68,27 @@ def result_of(rewards: dict[int, float], seat: int) -> str:
     return "win" if mine > best_other else "draw" if mine == best_other else "loss"
 
 
-_NEXT_SEQ = select(func.coalesce(func.max(EpisodeRow.finished_seq), 0) + 1).scalar_subquery()
-_FINISH = (update(EpisodeRow.__table__).where(EpisodeRow.__table__.c.id == bindparam("b_id"))
-           .values(status="finished", reason=bindparam("b_reason"), ended_at=bindparam("b_ended"),
-                   finished_seq=_NEXT_SEQ))
-_SEAT_RESULT = (update(SeatRow.__table__)
-                .where(SeatRow.__table__.c.episode_id == bindparam("b_episode"),
-                       SeatRow.__table__.c.seat == bindparam("b_seat"))
-                .values(reward=bindparam("b_reward"), result=bindparam("b_result"),
-                        invalid_moves=bindparam("b_invalid")))
+def end_episodes(session: Session, calls: Sequence[tuple]) -> list[None]:
+    """`end_episode` for many episodes: their last turns, then their outcomes, a statement each."""
+    connection, now = session.connection(), utcnow()
+    add_turns_many(session, [(rows,) for *_, rows in calls])
+    connection.execute(_FINISH, [{"b_id": episode_id, "b_status": status, "b_reason": reason, "b_ended": now}
+                                 for episode_id, status, _, reason, _, _ in calls])
+    seats = [{"b_episode": episode_id, "b_seat": seat, "b_reward": reward, "b_result": result_of(rewards, seat),
+              "b_invalid": invalid.get(seat, 0)}
+             for episode_id, status, rewards, _, invalid, _ in calls if status == "finished"
+             for seat, reward in rewards.items()]
+    if seats:
+        connection.execute(_SEAT_RESULT, seats)
+    return [None] * len(calls)
 
 
-def finish_episode(session: Session, episode_id: int, rewards: dict[int, float], reason: str,
-                   invalid_moves: dict[int, int]) -> None:
-    """Mark an episode finished with rewards per seat, and give it the next finishing number."""
-    connection = session.connection()
-    connection.execute(_FINISH, {"b_id": episode_id, "b_reason": reason, "b_ended": utcnow()})
-    connection.execute(_SEAT_RESULT, [
-        {"b_episode": episode_id, "b_seat": seat, "b_reward": reward, "b_result": result_of(rewards, seat),
-         "b_invalid": invalid_moves.get(seat, 0)} for seat, reward in rewards.items()])
-
-
-def abort_episode(session: Session, episode_id: int, reason: str) -> None:
-    """Mark an episode aborted by the arena: no rewards, never rated."""
-    episode = session.get_one(EpisodeRow, episode_id)
-    episode.status, episode.reason, episode.ended_at = "aborted", reason, utcnow()
+@batched(end_episodes)
+def end_episode(session: Session, episode_id: int, status: str, rewards: dict[int, float], reason: str,
+                invalid_moves: dict[int, int], turn_rows: Sequence[dict[str, Any]] = ()) -> None:
+    """Store the turns not yet stored and the outcome: 'finished' with rewards per seat (rated separately),
+    or 'aborted' by the arena with its reason (never rated)."""
+    end_episodes(session, [(episode_id, status, rewards, reason, invalid_moves, turn_rows)])
 
 
 def mark_running_aborted(session: Session, reason: str) -> int:

@@ -57,7 +57,7 @@ class EpisodeRow(Base):
     invalid_policy: Mapped[str] = mapped_column(String(50), default="textarena")
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
+    rating_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)  # rating order
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     seats: Mapped[list[SeatRow]] = relationship(order_by="SeatRow.seat", back_populates="episode")
 
