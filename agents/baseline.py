@@ -25,7 +25,7 @@ class RandomAgent(Agent):
 
     async def decide(self, observation: str, context: TurnContext) -> Decision:
         """Draw from a generator seeded by (agent seed, game seed, seat, turn): order-independent."""
-        rng = random.Random(hash((self.seed, context.seed, context.seat, context.turn)))  # ints hash the same everywhere
+        rng = random.Random(hash((self.seed, context.seed, context.seat, context.turn)))  # int hashes are stable
         return Decision(rng.choice(candidate_moves(observation)))
 
     def __call__(self, observation: str) -> str:

@@ -136,7 +136,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 async def _play(args: argparse.Namespace, specs: Sequence[AgentSpec], built: dict[str, Agent],
                 seed: int) -> tuple[list[GameResult], list[ratings.Standing]]:
     """Play the schedule through the library API; the results and the standings of these games."""
-    async with Arena(args.db, policy=args.invalid_moves, move_timeout=args.move_timeout) as arena:
+    async with Arena(database_url(args.db), policy=args.invalid_moves, move_timeout=args.move_timeout) as arena:
         ids = [(await arena.seat(spec, built[spec.name])).agent_id for spec in specs]
         results: list[GameResult] = []
         with _ProgressBar(args.games, args.env_id) as advance:

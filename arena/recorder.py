@@ -47,6 +47,11 @@ class Recorder:
         await self.writer.run(episodes.end_episode, episode_id, outcome.status, outcome.rewards, outcome.reason,
                               dict(invalid), [turn_row(episode_id, t) for t in turns])
 
+    async def abort(self, episode_id: int, reason: str, turns: Sequence[Turn] = ()) -> None:
+        """Commit that the arena aborted the episode (with the turns given, if any)."""
+        await self.writer.run(episodes.end_episode, episode_id, "aborted", {}, reason, {},
+                              [turn_row(episode_id, t) for t in turns])
+
     def rate(self, episode_id: int) -> asyncio.Future[list[RatingChange]]:
         """Apply a finished episode's ratings next in the rating order; resolves with the changes."""
         return self.writer.submit(ratings.rate_episode, episode_id)

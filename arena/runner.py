@@ -99,23 +99,27 @@ async def _play_and_record(game: Game, match: Match, recorder: Recorder, episode
     try:
         await _play(game, match, recorder, episode_id, listener, unsaved)
     except asyncio.CancelledError:
-        game.abort("cancelled: the arena stopped before the game ended")
-        await asyncio.shield(_record_abort(recorder, episode_id, game, unsaved))
+        reason = "cancelled: the arena stopped before the game ended"
+        game.abort(reason)
+        await asyncio.shield(_record_abort(recorder, episode_id, reason, unsaved))
         raise
     except StoreError as error:
-        game.abort(f"store error: {error}")
-        await _record_abort(recorder, episode_id, game, unsaved)
+        await _record_abort(recorder, episode_id, f"store error: {error}")
         raise
     except Exception as error:  # noqa: BLE001 - a listener's or the arena's bug aborts this game only
         log.exception("game %s failed", episode_id)
         game.abort(f"arena error: {type(error).__name__}: {error}")
-    await recorder.end(episode_id, game, unsaved)
-
-
-async def _record_abort(recorder: Recorder, episode_id: int, game: Game, unsaved: list[Turn]) -> None:
-    """Mark the episode aborted if the store still takes writes (else the next start marks it)."""
     try:
         await recorder.end(episode_id, game, unsaved)
+    except StoreError as error:
+        await _record_abort(recorder, episode_id, f"store error: {error}")
+        raise
+
+
+async def _record_abort(recorder: Recorder, episode_id: int, reason: str, turns: Sequence[Turn] = ()) -> None:
+    """Mark the episode aborted if the store still takes writes (else it stays running until a restart)."""
+    try:
+        await recorder.abort(episode_id, reason, turns)
     except StoreError:
         log.exception("could not record that episode %s was aborted", episode_id)
 

@@ -15,10 +15,10 @@ class GameStalled(Exception):
 class time_limit:  # noqa: N801 - used like a function: `with time_limit():`
     """Interrupt the block with GameStalled after `seconds` (main thread on Unix; a no-op elsewhere).
 
-    The SIGALRM handler is installed once, on first use; each block only arms and disarms the timer."""
+    The SIGALRM handler is installed on first use (and again if something replaced it); each block then
+    only arms and disarms the timer."""
 
     __slots__ = ("seconds", "armed")
-    _installed = False
     current = GAME_CALL_LIMIT_S  # the limit of the armed block, for the error message
 
     def __init__(self, seconds: float = GAME_CALL_LIMIT_S) -> None:
@@ -27,9 +27,8 @@ class time_limit:  # noqa: N801 - used like a function: `with time_limit():`
     def __enter__(self) -> None:
         if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
             return
-        if not time_limit._installed:
+        if signal.getsignal(signal.SIGALRM) is not _on_alarm:
             signal.signal(signal.SIGALRM, _on_alarm)
-            time_limit._installed = True
         self.armed, time_limit.current = True, self.seconds
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
 

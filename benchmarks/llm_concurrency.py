@@ -22,11 +22,7 @@ import urllib.request
 
 import textarena as ta
 
-from agents.specs import build_agent, parse_spec
-from arena.recorder import Recorder
-from arena.runner import Match, Seat, play_matches
-from arena.store.database import open_database
-from arena.store.writer import Writer
+from arena.play import Arena, GameSpec
 from arena.testing.fake_openai import free_port
 
 TARGET_RATIO = 40.0
@@ -34,21 +30,13 @@ TARGET_RATIO = 40.0
 
 async def arena_games(base_url: str, seeds: list[int]) -> tuple[float, int]:
     """(seconds, moves) to play every seed at once with `openai:` agents, recorded in SQLite."""
-    engine = open_database(f"sqlite:///{tempfile.mkdtemp(prefix='arena-bench-llm-')}/bench.db")
-    writer = Writer(engine)
-    recorder = Recorder(writer)
-    agents = [build_agent(parse_spec(f"{n}=openai:test-model?base_url={base_url}")) for n in ("a", "b")]
-    for agent in agents:
-        await agent.start()
-    ids = await recorder.register([("a", "openai", "a"), ("b", "openai", "b")])
-    seats = [Seat(agent, agent_id) for agent, agent_id in zip(agents, ids, strict=True)]
-    started = time.perf_counter()
-    results = await play_matches([Match("TicTacToe-v0", s, seats) for s in seeds], recorder, concurrency=len(seeds))
-    elapsed = time.perf_counter() - started
-    for agent in agents:
-        await agent.close()
-    writer.close()
-    engine.dispose()
+    agents = [f"{n}=openai:test-model?base_url={base_url}" for n in ("a", "b")]
+    async with Arena(f"sqlite:///{tempfile.mkdtemp(prefix='arena-bench-llm-')}/bench.db") as arena:
+        for agent in agents:
+            await arena.seat(agent)  # started before the clock starts
+        started = time.perf_counter()
+        results = await arena.play_all([GameSpec("TicTacToe-v0", s, agents) for s in seeds], concurrency=len(seeds))
+        elapsed = time.perf_counter() - started
     return elapsed, sum(r.turns for r in results)
 
 

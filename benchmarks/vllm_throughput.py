@@ -19,15 +19,10 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from agents.specs import build_agent, parse_spec
 from agents.vllm_agent import VLLMAgent
-from arena.recorder import Recorder
-from arena.runner import Match, Seat, play_matches
-from arena.store.database import open_database
+from arena.play import Arena, GameSpec
 from arena.store.models import TurnRow
-from arena.store.writer import Writer
 
 TARGET_RATIO = 0.7
 
@@ -46,28 +41,18 @@ class ArenaRun:
 
 async def arena_games(args: argparse.Namespace) -> ArenaRun:
     """Play every game at once with `vllm:` agents on both seats and read back what was sent."""
-    engine = open_database(f"sqlite:///{tempfile.mkdtemp(prefix='arena-bench-vllm-')}/bench.db")
-    writer = Writer(engine)
-    recorder = Recorder(writer)
     spec = f"vllm{':' + args.model if args.model else ''}?max_tokens={args.max_tokens}&temperature=0.7"
-    agents: list[VLLMAgent] = [build_agent(parse_spec(f"{n}={spec}")) for n in ("a", "b")]
-    for agent in agents:
-        await agent.start()
-    ids = await recorder.register([("a", "vllm", spec), ("b", "vllm", spec)])
-    seats = [Seat(agent, agent_id) for agent, agent_id in zip(agents, ids, strict=True)]
-    matches = [Match("TicTacToe-v0", seed, seats) for seed in range(args.games)]
-    started = time.perf_counter()
-    await play_matches(matches, recorder, concurrency=args.games)
-    seconds = time.perf_counter() - started
-    writer.close()
-    with Session(engine) as session:
-        infos = [t.info for t in session.scalars(select(TurnRow).order_by(TurnRow.id)) if t.info]
-    engine.dispose()
-    prompts = [agents[0].prompt_tokens(info["prompt"]) for info in infos]
-    run = ArenaRun(prompts, sum(i["completion_tokens"] for i in infos), seconds, agents[0].engine_model,
-                   agents[0].engine_options, dict(agents[0].sampling))
-    for agent in agents:
-        await agent.close()
+    names = [f"{n}={spec}" for n in ("a", "b")]
+    async with Arena(f"sqlite:///{tempfile.mkdtemp(prefix='arena-bench-vllm-')}/bench.db") as arena:
+        agents: list[VLLMAgent] = [(await arena.seat(name)).agent for name in names]  # started before the clock
+        started = time.perf_counter()
+        await arena.play_all([GameSpec("TicTacToe-v0", seed, names) for seed in range(args.games)], args.games)
+        seconds = time.perf_counter() - started
+        infos = arena.read(lambda session: [t.info for t in session.scalars(select(TurnRow).order_by(TurnRow.id))
+                                            if t.info])
+        prompts = [agents[0].prompt_tokens(info["prompt"]) for info in infos]
+        run = ArenaRun(prompts, sum(i["completion_tokens"] for i in infos), seconds, agents[0].engine_model,
+                       agents[0].engine_options, dict(agents[0].sampling))
     return run
 
 

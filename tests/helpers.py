@@ -1,12 +1,19 @@
-"""Small helpers shared by tests: scripted agents and a synchronous game driver."""
+"""Small helpers shared by tests: scripted agents, a synchronous game driver, writer operations, playing."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import time
 from collections.abc import Callable
+
+from sqlalchemy.orm import Session
 
 from agents.base import Agent, Decision, TurnContext
 from arena.engine import Game
+from arena.play import Arena
+from arena.store.models import AgentRow
 
 
 class ScriptedAgent(Agent):
@@ -35,3 +42,35 @@ def play_out(game: Game, choose: Callable[[int, str], str], max_turns: int = 500
         pending = game.pending
         game.act(pending.seat, choose(pending.seat, pending.observation), 0.0)
     return game
+
+
+# --- write operations for the writer process (module-level, so they can be sent by reference) -------------
+
+
+def wait_for_file(session: Session, path: str) -> None:
+    """Hold the writer until `path` exists, so the operations submitted meanwhile queue up."""
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+_transactions = itertools.count()
+
+
+def transaction_number(session: Session) -> int:
+    """A number that is the same for every operation run in one transaction (session) of the writer."""
+    if "number" not in session.info:
+        session.info["number"] = next(_transactions)
+    return session.info["number"]
+
+
+def add_nameless_agent(session: Session) -> None:
+    """A write that always fails: agents.name is NOT NULL."""
+    session.add(AgentRow(name=None, kind="test", spec=""))
+    session.flush()
+
+
+async def play_games(db_url: str, games: list, concurrency: int = 8, **options) -> list:
+    """Play a schedule through the library API into `db_url`; the results in schedule order."""
+    async with Arena(db_url, **options) as arena:
+        return await arena.play_all(games, concurrency)

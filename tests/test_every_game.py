@@ -6,14 +6,12 @@ import asyncio
 from collections import defaultdict
 
 import pytest
+from helpers import play_games
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agents.baseline import RandomAgent
-from arena.recorder import Recorder
-from arena.runner import Match, Seat, play_matches
+from arena.play import GameSpec
 from arena.store.models import EpisodeRow, TurnRow
-from arena.store.writer import Writer
 from games import catalog
 
 SEEDS = (1, 2, 3)
@@ -36,20 +34,11 @@ def test_the_catalog_offers_many_two_player_games() -> None:
     assert {"TicTacToe-v0", "Chess-v0", "KuhnPoker-v0", "Battleship-v0"} <= set(FAMILIES)
 
 
-async def play_all(engine, env_ids: list[str]) -> None:
-    writer = Writer(engine)
-    recorder = Recorder(writer)
-    ids = await recorder.register([("r0", "random", "random?seed=0"), ("r1", "random", "random?seed=1")])
-    seats = [Seat(RandomAgent(seed=0, name="r0"), ids[0]), Seat(RandomAgent(seed=1, name="r1"), ids[1])]
-    matches = [Match(env_id, seed, seats, max_turns=MAX_TURNS) for env_id in env_ids for seed in SEEDS]
-    await play_matches(matches, recorder, concurrency=16)
-    writer.close()
-
-
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_random_agents_finish_every_variant(family: str, engine) -> None:
+def test_random_agents_finish_every_variant(family: str, db_url: str, engine) -> None:
     env_ids = FAMILIES[family]
-    asyncio.run(play_all(engine, env_ids))
+    games = [GameSpec(env_id, seed, ["r0=random?seed=0", "r1=random?seed=1"]) for env_id in env_ids for seed in SEEDS]
+    asyncio.run(play_games(db_url, games, concurrency=16, max_turns=MAX_TURNS))
     with Session(engine) as session:
         episodes = session.scalars(select(EpisodeRow)).all()
         assert len(episodes) == len(env_ids) * len(SEEDS)

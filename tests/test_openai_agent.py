@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 
 import pytest
+from helpers import play_games
 from server_helpers import ARENA, free_port
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,10 +14,8 @@ from sqlalchemy.orm import Session
 from agents.base import TurnContext
 from agents.openai_agent import OpenAIAgent
 from agents.specs import SpecError, build_agent, parse_spec
-from arena.recorder import Recorder
-from arena.runner import Match, Seat, play_matches
+from arena.play import GameSpec
 from arena.store.models import TurnRow
-from arena.store.writer import Writer
 from arena.testing.fake_openai import FakeLLM
 
 BOARD = "[GAME] Current Board ...\nAvailable Moves: '[0]', '[4]', '[8]'"
@@ -39,20 +38,16 @@ async def decide_once(agent: OpenAIAgent, observation: str = BOARD):
         await agent.close()
 
 
-def test_every_game_has_its_request_in_flight_at_once_and_turns_record_everything(engine) -> None:
+def test_every_game_has_its_request_in_flight_at_once_and_turns_record_everything(db_url, engine) -> None:
     async def run() -> list:
         agent = agent_for(llm, temperature="0.5", max_tokens="32")
-        await agent.start()
-        writer = Writer(engine)
-        recorder = Recorder(writer)
-        ids = await recorder.register([("llm", "openai", "openai:test-model"), ("llm2", "openai", "x")])
         other = agent_for(llm)
+        other.name = "llm2"
+        await agent.start()
         await other.start()
-        seats = [Seat(agent, ids[0]), Seat(other, ids[1])]
-        results = await play_matches([Match("TicTacToe-v0", i, seats) for i in range(32)], recorder, concurrency=32)
+        results = await play_games(db_url, [GameSpec("TicTacToe-v0", i, [agent, other]) for i in range(32)], 32)
         await agent.close()
         await other.close()
-        writer.close()
         return results
 
     with FakeLLM(latency=0.2) as llm:
@@ -90,20 +85,13 @@ def test_each_request_has_its_own_timeout() -> None:
         asyncio.run(decide_once(agent_for(llm, timeout="0.3", retries="1")))
 
 
-def test_a_malformed_completion_is_an_invalid_move_not_a_crash(engine) -> None:
+def test_a_malformed_completion_is_an_invalid_move_not_a_crash(db_url, engine) -> None:
     async def run():
         agent = agent_for(llm)
         await agent.start()
-        writer = Writer(engine)
-        recorder = Recorder(writer)
-        ids = await recorder.register([("bad", "openai", "a"), ("first", "first", "first")])
-        from agents.baseline import FirstAgent
-
-        result = await play_matches([Match("TicTacToe-v0", 1, [Seat(agent, ids[0]), Seat(FirstAgent(), ids[1])])],
-                                    recorder)
+        [result] = await play_games(db_url, [GameSpec("TicTacToe-v0", 1, [agent, "first"])])
         await agent.close()
-        writer.close()
-        return result[0]
+        return result
 
     with FakeLLM() as llm:
         llm.malformed = True

@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import os
+import signal
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect, select, text
-from sqlalchemy.exc import IntegrityError
+from helpers import add_nameless_agent, transaction_number, wait_for_file
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
-from arena.store import agents
+from arena.engine import Turn
+from arena.recorder import turn_row
+from arena.store import agents, episodes
 from arena.store.database import StoreError, alembic_config, create, open_database
-from arena.store.models import AgentRow, Base
-from arena.store.writer import Writer
+from arena.store.models import AgentRow
+from arena.store.writer import Writer, WriterStopped
 
 TABLES = {"agents", "episodes", "episode_seats", "turns", "ratings", "rating_history", "alembic_version"}
-
-
-def test_migrations_build_the_schema_from_an_empty_database(db_url: str) -> None:
-    engine = open_database(db_url)
-    with engine.connect() as connection:
-        assert set(inspect(connection).get_table_names()) == TABLES
-        context = MigrationContext.configure(connection)
-        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-        assert context.get_current_revision() == head
-        assert compare_metadata(context, Base.metadata) == [], "models and migrations disagree"
-    engine.dispose()
 
 
 def test_migrations_downgrade_and_upgrade_again(engine) -> None:
@@ -68,35 +58,69 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path) -> No
     assert path.read_text() == "these are my notes, not a database\n" * 50
 
 
-def test_writer_batches_many_operations_into_few_commits(engine) -> None:
-    commits = []
-    event.listen(engine, "commit", lambda conn: commits.append(1))
-    writer = Writer(engine)
-    gate = threading.Event()
-    writer.submit(lambda s: gate.wait(5))  # hold the writer so the next operations queue up
-    futures = [writer.submit(lambda s, i=i: agents.ensure_agent(s, f"agent{i}", "test", "x"))
-               for i in range(200)]
-    gate.set()
-    ids = [f.result(10) for f in futures]
-    writer.close()
-    assert len(set(ids)) == 200
-    assert len(commits) <= 3, f"200 writes took {len(commits)} commits"
+async def test_writer_batches_many_operations_into_few_commits(db_url: str, engine, tmp_path) -> None:
+    gate = tmp_path / "go"
+    writer = Writer(db_url)
+    held = writer.submit(wait_for_file, str(gate))  # hold the writer so the next operations queue up
+    numbers = [writer.submit(transaction_number) for _ in range(200)]
+    ids = [writer.submit(agents.ensure_agent, f"agent{i}", "test", "x") for i in range(200)]
+    await asyncio.sleep(0.2)
+    gate.touch()
+    await held
+    assert len(set(await asyncio.gather(*ids))) == 200
+    transactions = set(await asyncio.gather(*numbers))
+    assert len(transactions) <= 10, f"400 queued writes took {len(transactions)} commits"
+    await writer.close()
 
 
-def test_one_failing_write_loses_only_itself(engine) -> None:
-    writer = Writer(engine)
-    gate = threading.Event()
-    writer.submit(lambda s: gate.wait(5))
-    good = writer.submit(lambda s: agents.ensure_agent(s, "kept", "test", "x"))
-    bad = writer.submit(lambda s: s.add(AgentRow(name=None, kind="test", spec="")))
-    also_good = writer.submit(lambda s: agents.ensure_agent(s, "kept too", "test", "x"))
-    gate.set()
-    assert good.result(10) and also_good.result(10)
-    with pytest.raises(IntegrityError):
-        bad.result(10)
-    writer.close()
+async def test_one_failing_write_in_a_batch_loses_only_itself(db_url: str, engine, tmp_path) -> None:
+    """The lost-turn bug: a batch failed, was replayed op by op, and the turns' op replayed nothing."""
+    gate = tmp_path / "go"
+    writer = Writer(db_url)
+    [agent_id] = await writer.run(agents.ensure_agents, [("p", "test", "p")])
+    episode_id = await writer.run(episodes.create_episode, "TicTacToe-v0", 1, [agent_id, agent_id], "textarena")
+    held = writer.submit(wait_for_file, str(gate))
+    turns = writer.submit(episodes.add_turns, [turn_row(episode_id, Turn(0, 0, "board", "[4]", False, 0.1))])
+    bad = writer.submit(add_nameless_agent)
+    taken = writer.submit(agents.create_with_token, "p")  # a name already taken: AgentConflict
+    kept = writer.submit(agents.ensure_agent, "kept", "test", "x")
+    gate.touch()
+    await held
+    await turns
+    assert await kept
+    with pytest.raises(StoreError, match="IntegrityError"):
+        await bad
+    with pytest.raises(agents.AgentConflict):
+        await taken
+    await writer.close()
     with Session(engine) as session:
-        assert set(session.scalars(select(AgentRow.name))) == {"kept", "kept too"}
+        assert [(t.idx, t.action) for t in episodes.episode_turns(session, episode_id)] == [(0, "[4]")]
+        assert set(session.scalars(select(AgentRow.name))) == {"p", "kept"}
+
+
+async def test_a_lambda_is_refused_with_a_clear_error(db_url: str, engine) -> None:
+    writer = Writer(db_url)
+    with pytest.raises(StoreError, match="module-level function"):
+        await writer.run(lambda session: None)
+    assert await writer.run(agents.ensure_agent, "still", "test", "x")
+    await writer.close()
+
+
+async def test_a_killed_writer_fails_every_waiting_and_later_write(db_url: str, engine, tmp_path) -> None:
+    writer = Writer(db_url)
+    await writer.run(agents.ensure_agent, "before", "test", "x")
+    held = writer.submit(wait_for_file, str(tmp_path / "never"))
+    waiting = writer.submit(agents.ensure_agent, "lost", "test", "x")
+    await asyncio.sleep(0.2)
+    os.kill(writer.pid, signal.SIGKILL)
+    for future in (held, waiting):
+        with pytest.raises(WriterStopped, match="writer process stopped"):
+            await asyncio.wait_for(future, 10)
+    with pytest.raises(WriterStopped):
+        writer.submit(agents.ensure_agent, "after", "test", "x")
+    await writer.close()
+    with Session(engine) as session:
+        assert set(session.scalars(select(AgentRow.name))) == {"before"}
 
 
 def test_agent_names_cannot_change_spec(session) -> None:

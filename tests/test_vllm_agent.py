@@ -13,17 +13,15 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from helpers import play_games
 from server_helpers import ARENA
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.base import TurnContext
-from agents.baseline import FirstAgent
 from agents.specs import build_agent, parse_spec
-from arena.recorder import Recorder
-from arena.runner import Match, Seat, play_matches
+from arena.play import GameSpec
 from arena.store.models import EpisodeRow, TurnRow
-from arena.store.writer import Writer
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed here: `make test` runs this in .venv-vllm")
@@ -50,11 +48,8 @@ async def agent():
 @needs_vllm
 @pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="module")
-async def test_concurrent_games_have_all_their_requests_in_flight_in_one_engine(agent, engine) -> None:
-    writer = Writer(engine)
-    recorder = Recorder(writer)
-    ids = await recorder.register([("vllm", "vllm", SPEC), ("first", "first", "first")])
-    matches = [Match("TicTacToe-v0", i, [Seat(agent, ids[0]), Seat(FirstAgent(), ids[1])]) for i in range(12)]
+async def test_concurrent_games_have_all_their_requests_in_flight_in_one_engine(agent, db_url, engine) -> None:
+    games = [GameSpec("TicTacToe-v0", i, [agent, "first"]) for i in range(12)]
     peak = 0
 
     async def watch() -> None:
@@ -64,9 +59,8 @@ async def test_concurrent_games_have_all_their_requests_in_flight_in_one_engine(
             await asyncio.sleep(0.01)
 
     watcher = asyncio.create_task(watch())
-    results = await play_matches(matches, recorder, concurrency=12)
+    results = await play_games(db_url, games, concurrency=12)
     watcher.cancel()
-    writer.close()
     assert all(r.outcome.status == "finished" for r in results)
     assert peak == 12, f"at most {peak} of 12 games' requests were in the engine at once"
     with Session(engine) as session:

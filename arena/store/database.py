@@ -74,7 +74,8 @@ def migrate(engine: Engine) -> list[str]:
         return upgrade(engine)
     except SQLAlchemyError as error:
         detail = getattr(error, "orig", None) or error
-        raise StoreError(f"cannot use database '{engine.url.render_as_string()}': {detail}") from error
+        one_line = " ".join(str(detail).split())  # drivers' messages can span lines
+        raise StoreError(f"cannot use database '{engine.url.render_as_string()}': {one_line}") from error
 
 
 def open_database(url: str | None = None) -> Engine:
