@@ -65,6 +65,19 @@ def test_play_rotates_seats_and_is_reproducible(tmp_path: Path) -> None:
     assert [seats for _, seats, _ in outputs[0]] == [["random", "first"], ["first", "random"]] * 2
 
 
+def test_the_leaderboard_is_the_same_at_any_concurrency_and_after_a_rebuild(tmp_path: Path) -> None:
+    boards = []
+    for concurrency in ("1", "200"):
+        url = f"sqlite:///{tmp_path / f'c{concurrency}.db'}"
+        assert arena("play", "TicTacToe-v0", "--agents", "random,first", "--games", "60", "--seed", "7",
+                     "--concurrency", concurrency, "--db", url).returncode == 0
+        boards.append(arena("leaderboard", "--json", "--db", url).stdout)
+    rebuilt = arena("ratings", "rebuild", "--db", url)
+    assert rebuilt.returncode == 0 and "every rebuilt rating equals the stored one" in rebuilt.stdout
+    assert boards[0] == boards[1] == arena("leaderboard", "--json", "--db", url).stdout
+    assert [s["games"] for s in json.loads(boards[0])] == [60, 60]
+
+
 def test_default_database_is_arena_db_in_the_working_directory(tmp_path: Path) -> None:
     env_free = {k: v for k, v in os.environ.items() if k != "ARENA_DB"}
     result = subprocess.run([ARENA, "play", "Nim-v0", "--agents", "random,first", "--seed", "1"],
