@@ -12,8 +12,9 @@ clients doing sequential round trips of an action-sized JSON text for --echo-sec
 The server's own view of the same latency (an action's arrival -> the next `turn` frame written, from
 its /metrics histogram) is printed too; the p99 target is checked on it, as the issue words it.
 Targets: (arena moves/s) / (echo round trips/s) >= 0.5, and action->next-turn p99 <= 50 ms.
-It also prints the CPU time per move of the server and of the clients, and how many cores each would
-take at the target rate, so a run shows whether the machine could reach the target at all.
+It also prints the CPU time per move of the server (with its database writer process) and of the clients,
+and how many cores each would take at the target rate, so a run shows whether the machine could reach
+the target at all.
 The exit status is 0 whether or not the targets are met; 1 only when no measurement could be made
 (the run exceeded --timeout, a server failed to start, or no game finished).
 
@@ -158,13 +159,23 @@ def stop_process(proc: subprocess.Popen) -> str:
 
 
 def cpu_now(pid: int) -> tuple[float, float]:
-    """CPU seconds used so far by process `pid` (NaN where /proc is missing) and by this process."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        server = math.nan
-    return server, time.process_time()
+    """CPU seconds used so far by process `pid` and its descendants (its database writer), NaN where
+    /proc is missing, and by this process."""
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    if pid not in stats:
+        return math.nan, time.process_time()
+    tree, grew = {pid}, True
+    while grew:
+        children = {p for p, (parent, _) in stats.items() if parent in tree} - tree
+        tree, grew = tree | children, bool(children)
+    return sum(stats[p][1] for p in tree), time.process_time()
 
 
 def cpu_since(pid: int, start: tuple[float, float]) -> tuple[float, float]:
