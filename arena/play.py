@@ -223,8 +223,8 @@ class Arena:
 
     async def _rate_left_over(self) -> None:
         """Rate finished episodes a stopped process left unrated, oldest first."""
-        for episode_id in await asyncio.to_thread(self.read, rating_rows.unrated_finished):
-            self._recorder.rate(episode_id)
+        left = await asyncio.to_thread(self.read, rating_rows.unrated_finished)
+        await asyncio.gather(*[self._recorder.rate(episode_id) for episode_id in left])
 
 
 async def start_agent(agent: Agent) -> None:

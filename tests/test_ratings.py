@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from agents.baseline import FirstAgent, RandomAgent
 from arena import ratings
 from arena.play import Arena, schedule
-from arena.runner import Match
+from arena.runner import Match, play_match
 from arena.store.models import OVERALL, RatingHistoryRow, RatingRow
 
 
@@ -160,3 +160,16 @@ def test_rebuild_replays_the_live_finishing_order(db_url, engine) -> None:
     assert list(dict.fromkeys(order)) != sorted(ids), "the games should have finished out of start order"
     with Session(engine) as session, session.begin():
         assert ratings.rebuild(session).mismatches == []
+
+
+async def test_a_finished_game_left_unrated_is_rated_when_the_next_arena_opens(db_url, engine) -> None:
+    async with Arena(db_url) as arena:  # a process that stopped between a game's end and its rating
+        seats = [await arena.seat("random"), await arena.seat("first")]
+        result = await play_match(Match("TicTacToe-v0", 5, seats), arena.recorder, rate=False)
+    with Session(engine) as session:
+        assert session.scalars(select(RatingRow)).all() == []
+    async with Arena(db_url):
+        pass
+    with Session(engine) as session:
+        rated = session.scalars(select(RatingHistoryRow.episode_id)).all()
+        assert set(rated) == {result.episode_id} and len(session.scalars(select(RatingRow)).all()) == 4
