@@ -211,8 +211,6 @@ def _commit(engine, batch: list) -> list[tuple[int, bool, Any]]:
 
 def _commit_one(engine, op: tuple) -> tuple[int, bool, Any]:
     op_id, fn, args = op
-    if getattr(fn, "__name__", "") == "add_turns":  # EXPERIMENT: the old bug, the replay loses the turns
-        return _reply(op_id, None)
     try:
         with Session(engine, expire_on_commit=False) as session, session.begin():
             result = fn(session, *args)
