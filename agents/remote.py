@@ -16,14 +16,13 @@ from agents.base import Agent, TurnContext
 from arena import protocol
 
 log = logging.getLogger(__name__)
-FATAL = {"bad_token", "missing_token", "name_taken", "unknown_env", "unplayable_env", "invalid_message",
-         "already_identified"}
+FATAL = protocol.FATAL_CODES  # errors retrying cannot fix: the client gives up
 
 
 class RemoteError(Exception):
     """The server refused something that retrying cannot fix (bad token, unknown env...)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: protocol.ErrorCode, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
 
@@ -104,7 +103,7 @@ class RemoteClient:
     async def _error(self, ws: ClientConnection, error: protocol.Error) -> None:
         if error.code in FATAL:
             raise RemoteError(error.code, error.message)
-        if self.game is not None and error.code in ("unknown_game", "not_your_game"):
+        if self.game is not None and error.code in (protocol.ErrorCode.UNKNOWN_GAME, protocol.ErrorCode.NOT_YOUR_GAME):
             log.warning("game %s could not be resumed (%s); queueing again", self.game.game_id, error.message)
             self.game = None
             await self._send(ws, self._queue())

@@ -22,6 +22,7 @@ from agents.specs import AgentSpec, SpecError, build_agent, parse_specs
 from arena import ratings
 from arena.engine import InvalidMovePolicy
 from arena.play import AgentStartError, Arena, GameResult, schedule, start_agent
+from arena.protocol import GameStatus
 from arena.store.agents import AgentConflict
 from arena.store.database import StoreError, create, database_url, migrate, open_database
 from games import catalog
@@ -171,7 +172,7 @@ class _ProgressBar:
 
 def _print_play_summary(args: argparse.Namespace, specs: Sequence[AgentSpec], seed: int,
                         results: Sequence[GameResult], standings: Sequence[ratings.Standing]) -> None:
-    aborted = sum(r.outcome.status == "aborted" for r in results)
+    aborted = sum(r.outcome.status == GameStatus.ABORTED for r in results)
     console.print(f"{args.env_id}: {len(results)} games (seeds {seed}..{seed + len(results) - 1})"
                   + (f", {aborted} aborted by the arena" if aborted else ""))
     table = Table("agent", "wins", "draws", "losses", "invalid", "rating", "mu", "sigma")

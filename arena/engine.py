@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import textarena as ta
 
+from arena.protocol import GameStatus, InvalidMoveKind
+
 FORFEIT_REWARD = -1.0
 DEFAULT_MAX_TURNS = 1000
 
@@ -30,21 +32,21 @@ class EngineError(Exception):
 class InvalidMovePolicy:
     """What an invalid move costs: the game's own allowance, an instant forfeit, or N resubmits."""
 
-    kind: str = "textarena"
+    kind: InvalidMoveKind = InvalidMoveKind.TEXTARENA
     retries: int = 0
 
     @classmethod
     def parse(cls, text: str) -> InvalidMovePolicy:
         """Parse 'textarena', 'forfeit' or 'retry:N'."""
-        if text in ("textarena", "forfeit"):
-            return cls(kind=text)
+        if text in (InvalidMoveKind.TEXTARENA, InvalidMoveKind.FORFEIT):
+            return cls(kind=InvalidMoveKind(text))
         match = re.fullmatch(r"retry:(\d+)", text)
         if match:
-            return cls(kind="retry", retries=int(match.group(1)))
+            return cls(kind=InvalidMoveKind.RETRY, retries=int(match.group(1)))
         raise ValueError(f"invalid-move policy must be textarena, forfeit or retry:N, not '{text}'")
 
     def __str__(self) -> str:
-        return f"retry:{self.retries}" if self.kind == "retry" else self.kind
+        return f"retry:{self.retries}" if self.kind == InvalidMoveKind.RETRY else str(self.kind)
 
 
 class Message(NamedTuple):
@@ -74,7 +76,7 @@ class Turn:
 class Outcome:
     """How a game ended."""
 
-    status: str  # "finished" or "aborted"
+    status: GameStatus  # finished or aborted
     rewards: dict[int, float]
     reason: str
     forfeit_seat: int | None = None
@@ -208,7 +210,7 @@ class Game:
                 return [TurnRecorded(turn), *self.abort(turn.error or "game error")]
             turn = self._record(seat, observation, action, elapsed, info, invalid=self._invalid_flag)
             events: list[Event] = [TurnRecorded(turn)]
-            if turn.invalid and self.policy.kind == "forfeit" and not done:
+            if turn.invalid and self.policy.kind == InvalidMoveKind.FORFEIT and not done:
                 return events + self._forfeit(seat, f"invalid move: {turn.invalid_reason}")
             if not done and len(self.turns) >= self.max_turns:
                 return events + self.abort(f"turn limit: no result after {self.max_turns} actions")
@@ -241,7 +243,7 @@ class Game:
         """End the game without a result (the arena's own doing); it is not rated."""
         if self.done:
             return []
-        return [self._over(Outcome(status="aborted", rewards={}, reason=reason))]
+        return [self._over(Outcome(status=GameStatus.ABORTED, rewards={}, reason=reason))]
 
     # --- internals --------------------------------------------------------------------------
 
@@ -266,8 +268,7 @@ class Game:
 
     def _forfeit(self, seat: int, reason: str) -> list[Event]:
         rewards = {s: (FORFEIT_REWARD if s == seat else 1.0) for s in range(self.num_players)}
-        return [self._over(Outcome(status="finished", rewards=rewards, reason=f"Player {seat} forfeited: {reason}",
-                                   forfeit_seat=seat))]
+        return [self._over(Outcome(GameStatus.FINISHED, rewards, f"Player {seat} forfeited: {reason}", seat))]
 
     def _over(self, outcome: Outcome) -> GameOver:
         """End the game with `outcome`; unhook and let go of the env (the hook refers to this game and to the
@@ -280,7 +281,7 @@ class Game:
     def _apply_policy(self) -> None:
         """Set the error allowance the policy asks for and listen for invalid moves."""
         state = self._env.state
-        if self.policy.kind != "textarena" and hasattr(state, "error_allowance"):
+        if self.policy.kind != InvalidMoveKind.TEXTARENA and hasattr(state, "error_allowance"):
             state.error_allowance = self.policy.retries
         original = state.set_invalid_move
 
@@ -344,8 +345,8 @@ class Game:
         rewards, game_info = self._env.close()
         rewards = {int(s): float(r) for s, r in (rewards or {}).items()}
         reasons = [str(i.get("reason")) for i in (game_info or {}).values() if i.get("reason")]
-        return self._over(Outcome(status="finished", rewards={s: rewards.get(s, 0.0) for s in range(self.num_players)},
-                                  reason=reasons[0] if reasons else "game over"))
+        return self._over(Outcome(GameStatus.FINISHED, {s: rewards.get(s, 0.0) for s in range(self.num_players)},
+                                  reasons[0] if reasons else "game over"))
 
     def _own_randomness(self) -> _GameCall:
         """Run game code with this game's random state (and the caller's guard)."""

@@ -5,12 +5,70 @@ Every frame is one JSON object with a `type` field. See docs/protocol.md for exa
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
+
+
+# --- shared vocabularies: the server, the SDK and the API use these, never bare strings -------------------
+
+
+class GameStatus(StrEnum):
+    """Where an episode stands: in progress, ended with a result, or ended by the arena without one."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    ABORTED = "aborted"
+
+
+class GameResult(StrEnum):
+    """One seat's result in a finished game."""
+
+    WIN = "win"
+    DRAW = "draw"
+    LOSS = "loss"
+
+
+class InvalidMoveKind(StrEnum):
+    """What an invalid move costs: the game's own allowance, an instant forfeit, or N resubmits."""
+
+    TEXTARENA = "textarena"
+    FORFEIT = "forfeit"
+    RETRY = "retry"
+
+
+class ErrorCode(StrEnum):
+    """The stable `code` of every `error` the server sends (docs/protocol.md explains each)."""
+
+    MALFORMED_JSON = "malformed_json"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_MESSAGE = "invalid_message"
+    BINARY_FRAME = "binary_frame"
+    FRAME_TOO_LARGE = "frame_too_large"
+    HELLO_REQUIRED = "hello_required"
+    ALREADY_IDENTIFIED = "already_identified"
+    MISSING_TOKEN = "missing_token"
+    BAD_TOKEN = "bad_token"
+    NAME_TAKEN = "name_taken"
+    UNKNOWN_ENV = "unknown_env"
+    UNPLAYABLE_ENV = "unplayable_env"
+    SHUTTING_DOWN = "shutting_down"
+    UNKNOWN_GAME = "unknown_game"
+    GAME_OVER = "game_over"
+    NOT_YOUR_GAME = "not_your_game"
+    NOT_YOUR_TURN = "not_your_turn"
+    STALE_TURN = "stale_turn"
+
+
+# Codes that retrying, reconnecting or re-queueing cannot fix: a client gives up on them.
+FATAL_CODES: frozenset[ErrorCode] = frozenset({
+    ErrorCode.BAD_TOKEN, ErrorCode.MISSING_TOKEN, ErrorCode.NAME_TAKEN, ErrorCode.UNKNOWN_ENV,
+    ErrorCode.UNPLAYABLE_ENV, ErrorCode.INVALID_MESSAGE, ErrorCode.ALREADY_IDENTIFIED,
+})
 
 
 class Message(BaseModel):
@@ -123,7 +181,7 @@ class Turn(Message):
 
 
 class Ack(Message):
-    """Your action was accepted."""
+    """Your action was accepted and its turn is stored; `turn` is the turn it answered (its index)."""
 
     type: Literal["ack"] = "ack"
     game_id: int
@@ -151,7 +209,7 @@ class GameOver(Message):
 
     type: Literal["game_over"] = "game_over"
     game_id: int
-    status: str
+    status: GameStatus
     reason: str
     rewards: dict[int, float]
     seat: int | None = None
@@ -165,7 +223,7 @@ class Error(Message):
     """Something was refused: a stable `code` and a human `message`."""
 
     type: Literal["error"] = "error"
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -193,15 +251,15 @@ SERVER_MESSAGE = TypeAdapter(ServerMessage)
 class ProtocolError(Exception):
     """A frame that is not a valid message; `code` is what the error message carries."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)
 
 
 def parse_client(text: str) -> Message:
     """Validate one client frame; ProtocolError with a stable code otherwise."""
     if len(text.encode()) > MAX_FRAME_BYTES:
-        raise ProtocolError("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
+        raise ProtocolError(ErrorCode.FRAME_TOO_LARGE, f"frames are limited to {MAX_FRAME_BYTES} bytes")
     try:
         return CLIENT_MESSAGE.validate_json(text)
     except ValidationError as error:
@@ -211,9 +269,9 @@ def parse_client(text: str) -> Message:
 def _explain(error: ValidationError) -> Message:
     first = error.errors()[0]
     if first["type"] == "json_invalid":
-        raise ProtocolError("malformed_json", f"not valid JSON: {first['msg']}")
+        raise ProtocolError(ErrorCode.MALFORMED_JSON, f"not valid JSON: {first['msg']}")
     if first["type"] in ("union_tag_invalid", "union_tag_not_found", "model_type"):
-        raise ProtocolError("unknown_type", "'type' must be one of: hello, queue, action, resume, spectate, "
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "'type' must be one of: hello, queue, action, resume, spectate, "
                                             "leave, ping")
     where = ".".join(str(p) for p in first["loc"][1:]) or "message"
-    raise ProtocolError("invalid_message", f"{where}: {first['msg']}")
+    raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{where}: {first['msg']}")

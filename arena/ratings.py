@@ -10,6 +10,7 @@ import trueskill
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from arena.protocol import GameStatus
 from arena.store import ratings as rating_rows
 from arena.store.agents import agent_names
 from arena.store.episodes import seat_totals
@@ -89,7 +90,7 @@ def rate(ratings: Sequence[trueskill.Rating], rewards: Sequence[float]) -> list[
 
 def is_rated(status: str, agent_ids: Sequence[int]) -> bool:
     """Finished games between two or more distinct agents are rated; self-play and aborts are not."""
-    return status == "finished" and len(agent_ids) >= 2 and len(set(agent_ids)) == len(agent_ids)
+    return status == GameStatus.FINISHED and len(agent_ids) >= 2 and len(set(agent_ids)) == len(agent_ids)
 
 
 def rate_episodes(session: Session, calls: Sequence[tuple[int]]) -> list[list[RatingChange]]:
@@ -104,7 +105,7 @@ def rate_episodes(session: Session, calls: Sequence[tuple[int]]) -> list[list[Ra
     results: list[list[RatingChange]] = []
     for episode_id in episode_ids:
         rows = seats.get(episode_id, [])
-        if not rows or rows[0].rating_seq is not None or rows[0].status == "running" or episode_id in done:
+        if not rows or rows[0].rating_seq is not None or rows[0].status == GameStatus.RUNNING or episode_id in done:
             results.append([])  # unknown, already rated, or not over yet
             continue
         done.add(episode_id)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from arena import ratings
 from arena.engine import Game, Turn
+from arena.protocol import GameStatus
 from arena.ratings import RatingChange
 from arena.store import agents, episodes
 from arena.store.writer import Writer
@@ -49,7 +50,7 @@ class Recorder:
 
     async def abort(self, episode_id: int, reason: str, turns: Sequence[Turn] = ()) -> None:
         """Commit that the arena aborted the episode (with the turns given, if any)."""
-        await self.writer.run(episodes.end_episode, episode_id, "aborted", {}, reason, {},
+        await self.writer.run(episodes.end_episode, episode_id, GameStatus.ABORTED, {}, reason, {},
                               [turn_row(episode_id, t) for t in turns])
 
     def rate(self, episode_id: int) -> asyncio.Future[list[RatingChange]]:

@@ -84,7 +84,7 @@ def _save_cache(results: dict[str, dict]) -> None:
     path = cache_path()
     _MEMORY[path] = results
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # threads of one process save too
     tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
     tmp.replace(path)
 

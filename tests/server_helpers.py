@@ -26,15 +26,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`arena serve` with the given flags; `url`/`ws` point at it."""
+    """`arena serve` with the given flags; `url`/`ws` point at it. `cwd`: its working directory (where it
+    writes its self-signed TLS pair for a non-SQLite database); `env`: variables to add to its environment."""
 
-    def __init__(self, db_url: str, *flags: str, port: int | None = None, default_house: bool = False) -> None:
+    def __init__(self, db_url: str, *flags: str, port: int | None = None, default_house: bool = False,
+                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         # the default house LLM would slow every test down: only `random`, unless asked for the default
         self.env = {k: v for k, v in os.environ.items() if k != "ARENA_HOUSE"} | (
-            {} if default_house else {"ARENA_HOUSE": '["random"]'})
+            {} if default_house else {"ARENA_HOUSE": '["random"]'}) | (env or {})
         self.tls_port = free_port()
-        self.db_url, self.flags = db_url, flags
+        self.db_url, self.flags, self.cwd = db_url, flags, cwd
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}/ws"
         self.process: subprocess.Popen | None = None
@@ -43,7 +45,7 @@ class ServerProcess:
         self.process = subprocess.Popen(
             [ARENA, "serve", "--port", str(self.port), "--tls-port", str(self.tls_port), "--db", self.db_url,
              *self.flags],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=self.cwd)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

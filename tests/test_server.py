@@ -1,22 +1,41 @@
-"""The arena server over real sockets on localhost: play, guests, resume, timeouts, spectators, shutdown."""
+"""The arena server over real sockets on localhost: play, guests, resume, timeouts, spectators, shutdown;
+and the hub in process: acks after commits, every game told how it ended, the shared error codes."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
+import re
+import textwrap
 import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from server_helpers import Client, ServerProcess
+from server_helpers import Client, ServerProcess, first_move
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from agents.base import TurnContext
 from agents.baseline import FirstAgent, RandomAgent
-from agents.remote import RemoteClient, RemoteError
+from agents.remote import FATAL, RemoteClient, RemoteError
+from arena import protocol
+from arena.engine import Game
+from arena.play import Arena
+from arena.runner import Abandoned
+from arena.server.connection import Connection
+from arena.server.hub import Hub, HubError
+from arena.server.matchmaking import Pairing, Ticket
+from arena.server.players import Player, RemoteSeat
+from arena.server.settings import ServerSettings
 from arena.store import agents as agent_store
-from arena.store.database import open_database
+from arena.store.database import StoreError, open_database
+from arena.store.episodes import episode_turns
 from arena.store.models import EpisodeRow, RatingHistoryRow
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_tokens(db_url: str, *names: str) -> list[str]:
@@ -242,8 +261,10 @@ async def test_sigterm_aborts_games_tells_players_and_a_restart_is_clean(server,
     assert srv.get("/api/live")[0]["env_id"] == "TicTacToe-v0"
     assert srv.terminate() == 0
     assert (await guest.expect("shutdown", timeout=10))["message"]
+    over = await guest.expect("game_over", timeout=10)  # every seat hears how its game ended
     rows = episodes(db_url)
     assert [r.status for r in rows] == ["aborted"] and rows[0].reason.startswith("cancelled")
+    assert over["status"] == "aborted" and over["reason"] == rows[0].reason and over["rating_after"] is None
     engine = create_engine(db_url)
     with Session(engine) as session:
         assert session.scalars(select(RatingHistoryRow)).all() == []
@@ -327,3 +348,213 @@ def test_arena_connect_plays_games_from_the_command_line(server, db_url: str) ->
     bad = subprocess.run([ARENA, "connect", f"ws://127.0.0.1:{srv.port}", "--token", "nope", "--agent", "first",
                           "--env", "TicTacToe-v0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "bad_token" in bad.stderr
+
+
+async def test_every_ack_stands_for_a_stored_turn_while_other_writes_fail(server, db_url: str) -> None:
+    """Regression: a batch of writes in which a guest sign-up failed lost the turns queued with it, after their
+    players had been told `ack`. Eight games (two rounds of four) run while eight other connections keep asking
+    for a taken guest name. (With the writer's one-by-one retry skipping `add_turns`, the old bug, it fails.)"""
+    srv = server("--house-wait", "60")
+    owner = await Client.open(srv.ws, guest="taken")
+    playing, refusals = True, []
+
+    async def ask_for_the_taken_name() -> None:
+        client = await Client.open(srv.ws)
+        while playing:
+            await client.send(type="hello", guest="taken")
+            answer = await client.expect("welcome", "error")
+            assert answer.get("code") == "name_taken", answer
+            refusals.append(answer)
+            await asyncio.sleep(0.01)  # below the flood limit (200 messages a second)
+        await client.close()
+
+    players = [await Client.open(srv.ws, guest=f"player{i}") for i in range(8)]
+    askers = [asyncio.create_task(ask_for_the_taken_name()) for _ in range(8)]
+    await asyncio.sleep(0.2)
+    async def play(player: Client) -> list[dict]:
+        overs = []
+        for _ in range(2):
+            await player.send(type="queue", envs=["TicTacToe-v0"])
+            overs.append(await player.play_first_moves())
+        return overs
+
+    try:
+        overs = [o for played in await asyncio.wait_for(asyncio.gather(*map(play, players)), 120) for o in played]
+    finally:
+        playing = False
+        await asyncio.gather(*askers)
+    games = {over["game_id"] for over in overs}
+    assert len(games) == 8 and all(over["status"] == "finished" for over in overs)
+    acked: dict[int, list[int]] = {game_id: [] for game_id in games}
+    for player in players:
+        for message in player.seen:
+            if message["type"] == "ack":
+                acked[message["game_id"]].append(message["turn"])
+    for game_id in games:
+        stored = [turn["index"] for turn in srv.get(f"/api/episodes/{game_id}")["turns"]]
+        assert sorted(acked[game_id]) == stored, f"game {game_id}: acked {acked[game_id]}, stored {stored}"
+    assert len(refusals) >= 20, "the failing sign-ups did not overlap the games"
+    await owner.close()
+
+
+FAILING_HOUSE_AGENT = textwrap.dedent("""
+    from agents.base import Agent
+
+    class Failing(Agent):
+        async def decide(self, observation, context):
+            raise RuntimeError("the house agent broke")
+""")
+
+
+async def test_a_house_agent_that_raises_forfeits_with_the_reason(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "failing_house.py").write_text(FAILING_HOUSE_AGENT)
+    srv = ServerProcess(db_url, "--house", "broken=python:failing_house:Failing", cwd=tmp_path,
+                        env={"PYTHONPATH": str(tmp_path)})
+    try:
+        srv.start()
+        guest = await Client.open(srv.ws, guest="lucky")
+        await guest.send(type="queue", envs=["TicTacToe-v0"], opponent="broken")
+        over = await guest.play_first_moves()
+        assert over["status"] == "finished" and over["reward"] == 1.0
+        assert "agent error: RuntimeError: the house agent broke" in over["reason"]
+        [row] = episodes(db_url)
+        assert (row.status, row.reason) == ("finished", over["reason"])
+        await guest.close()
+    finally:
+        srv.stop()
+
+
+# --- the hub in process ------------------------------------------------------------------------------------
+
+
+class Inbox:
+    """An outbox that keeps what it is sent; `on_message` may act on each."""
+
+    def __init__(self, on_message=None) -> None:
+        self.messages: list[protocol.Message] = []
+        self.on_message = on_message
+
+    def send(self, message, text=None, on_sent=None) -> None:
+        self.messages.append(message)
+        if self.on_message:
+            self.on_message(message)
+        if on_sent:
+            on_sent()
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        pass
+
+    def of(self, kind: type) -> list:
+        return [m for m in self.messages if isinstance(m, kind)]
+
+
+def ticket(player: Player) -> Ticket:
+    return Ticket(player, ["TicTacToe-v0"], {"TicTacToe-v0": 2}, None, False, 0.0, {})
+
+
+async def test_the_hub_acks_a_move_only_once_its_turn_is_stored(db_url: str) -> None:
+    async with Arena(db_url) as arena:
+        hub = Hub(ServerSettings(house=[]), arena)
+        ids = await arena.writer.run(agent_store.ensure_agents, [("ann", "remote", ""), ("bo", "remote", "")])
+        acks_stored: list[bool] = []
+        players: list[Player] = []
+
+        def play(index: int):
+            def on_message(message: protocol.Message) -> None:
+                if isinstance(message, protocol.Turn):  # answer on the next loop turn, as a socket would
+                    action = protocol.Action(game_id=message.game_id, action=first_move(message.observation))
+                    asyncio.get_running_loop().call_soon(hub.act, players[index], action, 0.0)
+                elif isinstance(message, protocol.Ack):
+                    stored = arena.read(lambda s: [t.idx for t in episode_turns(s, message.game_id)])
+                    acks_stored.append(message.turn in stored)
+            return on_message
+
+        players += [Player(agent_id, name, "remote", Inbox(play(i)))
+                    for i, (agent_id, name) in enumerate(zip(ids, ["ann", "bo"], strict=True))]
+        await asyncio.wait_for(hub._launch(Pairing("TicTacToe-v0", [ticket(p) for p in players], [])), 60)
+        overs = [p.outbox.of(protocol.GameOver)[0] for p in players]
+        assert all(o.status == "finished" and o.rating_after is not None for o in overs)
+        turns = await asyncio.to_thread(arena.read, lambda s: episode_turns(s, overs[0].game_id))
+        assert acks_stored and all(acks_stored) and len(acks_stored) == len(turns)
+
+
+class BrokenStoreArena:
+    """Stands in for an Arena whose store fails once the game has started."""
+
+    def __init__(self, spectator: Inbox) -> None:
+        self.spectator = spectator
+        self.hub: Hub | None = None
+
+    async def play_match(self, match, listener):
+        listener.started(7, Game(match.env_id, len(match.seats), match.seed))
+        self.hub.spectate(self.spectator, 7)
+        await asyncio.sleep(0)
+        raise StoreError("the disk is full")
+
+
+async def test_every_seat_and_spectator_hears_game_over_when_storing_fails() -> None:
+    spectator = Inbox()
+    arena = BrokenStoreArena(spectator)
+    hub = arena.hub = Hub(ServerSettings(house=[]), arena)
+    players = [Player(i, f"p{i}", "remote", Inbox()) for i in (1, 2)]
+    await asyncio.wait_for(hub._launch(Pairing("TicTacToe-v0", [ticket(p) for p in players], [])), 10)
+    for inbox in [p.outbox for p in players] + [spectator]:
+        [over] = inbox.of(protocol.GameOver)
+        assert (over.game_id, over.status, over.reason) == (7, "aborted", "store error: the disk is full")
+    assert sorted(o.seat for p in players for o in p.outbox.of(protocol.GameOver)) == [0, 1]
+    assert hub.live == {} and all(p.seats == {} for p in players)
+
+
+async def test_a_remote_seat_gives_up_when_its_game_is_abandoned() -> None:
+    abandon = asyncio.get_running_loop().create_future()
+    inbox = Inbox()
+    seat = RemoteSeat(Player(1, "p", "remote", inbox), 3, 0, 1.0, abandon, lambda game_id: None)
+    context = TurnContext("TicTacToe-v0", "3", 1, 0, 0)
+    deciding = asyncio.create_task(seat.decide("your move", context))
+    await asyncio.sleep(0)
+    assert inbox.of(protocol.Turn) and seat.turn is not None
+    abandon.set_result((1, "disconnected for more than 1 s"))
+    with pytest.raises(Abandoned) as abandoned:
+        await asyncio.wait_for(deciding, 5)
+    assert (abandoned.value.seat, abandoned.value.reason) == (1, "disconnected for more than 1 s")
+    assert seat.turn is None and seat.answer(0, "[4]") == protocol.ErrorCode.NOT_YOUR_TURN
+
+
+async def test_a_message_type_the_connection_does_not_take_is_an_error() -> None:
+    connection = Connection(websocket=None, hub=SimpleNamespace(leave=lambda player: None))
+    with pytest.raises(HubError) as refused:
+        await connection._dispatch(protocol.Pong(data=1), 0.0)
+    assert refused.value.code == protocol.ErrorCode.UNKNOWN_TYPE
+    with pytest.raises(HubError) as refused:
+        await connection._dispatch(protocol.Leave(), 0.0)
+    assert refused.value.code == protocol.ErrorCode.HELLO_REQUIRED
+
+
+def _called_name(node: ast.expr) -> str:
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+
+
+def test_every_error_code_the_server_sends_is_one_shared_code() -> None:
+    codes = {code.value for code in protocol.ErrorCode}
+    assert FATAL is protocol.FATAL_CODES
+    assert FATAL.issubset(protocol.ErrorCode)
+    used: set[str] = set()
+    for path in [*(ROOT / "arena" / "server").glob("*.py"), ROOT / "arena" / "protocol.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and _called_name(node.func) in ("HubError", "ProtocolError", "Error"):
+                code = node.args[0] if node.args else next(k.value for k in node.keywords if k.arg == "code")
+            elif isinstance(node, ast.Return) and node.value is not None:
+                code = node.value
+            else:
+                continue
+            if isinstance(code, ast.Constant) and isinstance(code.value, str) and code.value in codes:
+                raise AssertionError(f"{path.name}:{node.lineno}: a bare code; use ErrorCode.{code.value.upper()}")
+            if isinstance(code, ast.Attribute) and _called_name(code.value) == "ErrorCode":
+                used.add(code.attr)
+    assert used <= set(protocol.ErrorCode.__members__), used - set(protocol.ErrorCode.__members__)
+    assert {"NAME_TAKEN", "BAD_TOKEN", "NOT_YOUR_TURN", "STALE_TURN", "MALFORMED_JSON"} <= used, "the scan saw little"
+    with pytest.raises(ValueError):
+        HubError("no_such_code", "a code outside the shared set is refused")
+    docs = (ROOT / "docs" / "protocol.md").read_text().split("## Error codes")[1].strip().split("\n\n")[0]
+    documented = {code for row in docs.splitlines()[2:] for code in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    assert documented == codes

@@ -16,14 +16,14 @@ from fastapi import FastAPI, WebSocket
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 
+from arena.play import Arena
 from arena.server.connection import Connection
 from arena.server.http_api import router
 from arena.server.hub import Hub
 from arena.server.settings import ServerSettings
 from arena.server.textarena_compat import router as textarena_router
 from arena.server.tls import self_signed
-from arena.store.database import database_url, open_database
-from arena.store.writer import Writer
+from arena.store.database import database_url
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 WS_MAX_BYTES = 1024 * 1024  # larger frames are cut by the library; 64 KiB..1 MiB get an `error`
@@ -35,17 +35,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine = open_database(settings.db)
-        writer = Writer(engine)
-        hub = Hub(settings, engine, writer)
-        app.state.engine, app.state.hub = engine, hub
-        await hub.start()
-        try:
-            yield
-        finally:
-            await hub.stop()
-            await asyncio.to_thread(writer.close)
-            engine.dispose()
+        async with Arena(database_url(settings.db)) as arena:  # closed (writes committed) after the hub stops
+            hub = Hub(settings, arena)
+            app.state.arena, app.state.hub = arena, hub
+            try:
+                await hub.start()
+                yield
+            finally:
+                await hub.stop()
 
     app = FastAPI(title="Arena", version="0.1.0", lifespan=lifespan,
                   description="LLMs and people play TextArena games; episodes, turns and TrueSkill ratings.")

@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from arena import protocol
 from arena.server.hub import Hub, HubError
-from arena.server.players import Player
+from arena.server.players import Player, Sent
 
 log = logging.getLogger(__name__)
 POLICY_VIOLATION = 1008
 OUTBOX_LIMIT = 10_000
+ErrorCode = protocol.ErrorCode
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,6 @@ class Close:
     reason: str
 
 
-Sent = Callable[[], None]  # called once a frame has been written to the socket
-
-
 class SocketWriter:
     """Sends queued frames on a websocket from its own task, so a slow reader never blocks a game."""
 
@@ -39,12 +36,12 @@ class SocketWriter:
         self._queue: asyncio.Queue[tuple[str, Sent | None] | Close] = asyncio.Queue()
         self._task = asyncio.create_task(self._run())
 
-    def send(self, message: protocol.Message | str, on_sent: Sent | None = None) -> None:
-        """Queue a message (or its JSON); a client that stops reading is cut off."""
+    def send(self, text: str, on_sent: Sent | None = None) -> None:
+        """Queue a text frame; a client that stops reading is cut off."""
         if self._queue.qsize() > OUTBOX_LIMIT:
             self.close(POLICY_VIOLATION, "too many unread messages")
             return
-        self._queue.put_nowait((message if isinstance(message, str) else message.model_dump_json(), on_sent))
+        self._queue.put_nowait((text, on_sent))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the socket once everything queued before has been sent."""
@@ -68,7 +65,8 @@ class SocketWriter:
 
 
 class Connection:
-    """Reads frames in order and hands them to the hub; replies go through a SocketWriter."""
+    """Reads frames in order and hands them to the hub; it is its player's outbox, and replies go out
+    through a SocketWriter."""
 
     def __init__(self, websocket: WebSocket, hub: Hub) -> None:
         self.websocket, self.hub = websocket, hub
@@ -76,10 +74,15 @@ class Connection:
         self.writer: SocketWriter | None = None
         self._window_start, self._window_count = time.monotonic(), 0
 
-    def send(self, message: protocol.Message | str, on_sent: Sent | None = None) -> None:
-        """Queue a message for this client."""
+    def send(self, message: protocol.Message, text: str | None = None, on_sent: Sent | None = None) -> None:
+        """Queue a message for this client (`text`: its JSON, when already serialised)."""
         if self.writer is not None:
-            self.writer.send(message, on_sent)
+            self.writer.send(text or message.model_dump_json(), on_sent)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the socket once everything queued before has been sent."""
+        if self.writer is not None:
+            self.writer.close(code, reason)
 
     async def run(self) -> None:
         """Serve the connection until it closes; any failure ends only this connection."""
@@ -107,7 +110,7 @@ class Connection:
                 await self.websocket.close(POLICY_VIOLATION, "too many messages")
                 return
             if frame.get("text") is None:
-                self.send(protocol.Error(code="binary_frame", message="send JSON text frames, not binary"))
+                self.send(protocol.Error(code=ErrorCode.BINARY_FRAME, message="send JSON text frames, not binary"))
                 continue
             await self._handle(frame["text"], arrived)
 
@@ -128,29 +131,36 @@ class Connection:
             self.send(reply)
 
     async def _dispatch(self, message: protocol.Message, arrived: float) -> protocol.Message | None:
-        if isinstance(message, protocol.Ping):
-            return protocol.Pong(data=message.data)
-        if isinstance(message, protocol.Hello):
-            return await self._hello(message)
-        if isinstance(message, protocol.Spectate):
-            self.hub.spectate(self, message.game_id)
-            return None
-        if self.player is None:
-            raise HubError("hello_required", "send hello (with a token or a guest name) first")
-        if isinstance(message, protocol.Queue):
-            return await self.hub.enqueue(self.player, message)
-        if isinstance(message, protocol.Action):
-            return self.hub.act(self.player, message, arrived)
-        if isinstance(message, protocol.Resume):
-            self.hub.resume(self.player, message.game_id)
-            return None
-        self.hub.leave(self.player)  # protocol.Leave
+        """Hand one validated message to the hub; returns the reply, if any."""
+        match message:
+            case protocol.Ping(data=data):
+                return protocol.Pong(data=data)
+            case protocol.Hello():
+                return await self._hello(message)
+            case protocol.Spectate(game_id=game_id):
+                self.hub.spectate(self, game_id)
+            case protocol.Queue():
+                return await self.hub.enqueue(self._identified(), message)
+            case protocol.Action():
+                self.hub.act(self._identified(), message, arrived)  # the ack follows once the turn is stored
+            case protocol.Resume(game_id=game_id):
+                self.hub.resume(self._identified(), game_id)
+            case protocol.Leave():
+                self.hub.leave(self._identified())
+            case _:
+                kind = getattr(message, "type", type(message).__name__)
+                raise HubError(ErrorCode.UNKNOWN_TYPE, f"the server does not take '{kind}' messages")
         return None
+
+    def _identified(self) -> Player:
+        if self.player is None:
+            raise HubError(ErrorCode.HELLO_REQUIRED, "send hello (with a token or a guest name) first")
+        return self.player
 
     async def _hello(self, hello: protocol.Hello) -> protocol.Welcome:
         if self.player is not None:
-            raise HubError("already_identified", f"this connection is already {self.player.name}")
+            raise HubError(ErrorCode.ALREADY_IDENTIFIED, f"this connection is already {self.player.name}")
         player, token = await self.hub.identify(hello)
-        player.connection = self
+        player.outbox = self
         self.player = player
         return protocol.Welcome(name=player.name, kind=player.kind, token=token)

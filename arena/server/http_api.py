@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -11,6 +12,8 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from arena import ratings
+from arena.play import Arena
+from arena.protocol import GameResult, GameStatus
 from arena.store import episodes
 from arena.store.models import EpisodeRow
 from games import catalog
@@ -37,7 +40,7 @@ class SeatInfo(BaseModel):
     seat: int
     agent: str
     reward: float | None
-    result: str | None
+    result: GameResult | None
     invalid_moves: int
 
 
@@ -47,7 +50,7 @@ class EpisodeSummary(BaseModel):
     id: int
     env_id: str
     seed: int
-    status: str
+    status: GameStatus
     reason: str | None
     started_at: datetime
     ended_at: datetime | None
@@ -85,8 +88,8 @@ class LiveEntry(BaseModel):
     spectators: int
 
 
-def _session(request: Request) -> Session:
-    return Session(request.app.state.engine)
+def _arena(request: Request) -> Arena:
+    return request.app.state.arena
 
 
 def _summary(row: EpisodeRow) -> EpisodeSummary:
@@ -119,29 +122,34 @@ def house(request: Request) -> list[HouseAgent]:
 @router.get("/api/leaderboard")
 def leaderboard(request: Request, env: str | None = None) -> list[ratings.Standing]:
     """Ratings in one env, or overall, best first."""
-    with _session(request) as session:
-        return ratings.leaderboard(session, env)
+    return _arena(request).leaderboard(env)
 
 
 @router.get("/api/episodes")
 def list_episodes(request: Request, env: str | None = None, agent: str | None = None,
                   limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> list[EpisodeSummary]:
     """Episodes, newest first."""
-    with _session(request) as session:
-        return [_summary(row) for row in episodes.list_episodes(session, env, agent, limit, offset)]
+    rows = partial(episodes.list_episodes, env_id=env, agent=agent, limit=limit, offset=offset)
+    return _arena(request).read(lambda session: [_summary(row) for row in rows(session)])
 
 
 @router.get("/api/episodes/{episode_id}")
 def episode(request: Request, episode_id: int) -> EpisodeDetail:
     """One episode with its whole turn log."""
-    with _session(request) as session:
-        row = session.get(EpisodeRow, episode_id)
-        if row is None:
-            raise HTTPException(404, f"no episode {episode_id}")
-        turns = [TurnInfo(index=t.idx, seat=t.seat, observation=t.observation, action=t.action,
-                          invalid=t.invalid, invalid_reason=t.invalid_reason, elapsed=t.elapsed, error=t.error,
-                          info=t.info or {}) for t in episodes.episode_turns(session, episode_id)]
-        return EpisodeDetail(**_summary(row).model_dump(), turns=turns)
+    detail = _arena(request).read(partial(_detail, episode_id=episode_id))
+    if detail is None:
+        raise HTTPException(404, f"no episode {episode_id}")
+    return detail
+
+
+def _detail(session: Session, episode_id: int) -> EpisodeDetail | None:
+    row = episodes.get_episode(session, episode_id)
+    if row is None:
+        return None
+    turns = [TurnInfo(index=t.idx, seat=t.seat, observation=t.observation, action=t.action,
+                      invalid=t.invalid, invalid_reason=t.invalid_reason, elapsed=t.elapsed, error=t.error,
+                      info=t.info or {}) for t in episodes.episode_turns(session, episode_id)]
+    return EpisodeDetail(**_summary(row).model_dump(), turns=turns)
 
 
 @router.get("/api/live")
@@ -149,7 +157,7 @@ def live(request: Request) -> list[LiveEntry]:
     """Games in progress."""
     hub = request.app.state.hub
     return [LiveEntry(game_id=g.game_id, env_id=g.env_id, players=g.names,
-                      turns=len(g.game.turns) if g.game else 0, spectators=len(g.spectators))
+                      turns=g.turns, spectators=len(g.spectators))
             for g in hub.live.values()]
 
 

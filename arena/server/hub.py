@@ -1,4 +1,4 @@
-"""The server's state: who is connected, who waits, which games are live. Games run on the runner."""
+"""The server's state: who is connected, who waits, which games are live. Games run on the arena's runner."""
 
 from __future__ import annotations
 
@@ -8,77 +8,80 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import partial
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from agents.base import Agent
-from agents.specs import build_agent, parse_spec
 from arena import protocol
-from arena.engine import Event, Game, PublicMessages
-from arena.recorder import Recorder
-from arena.runner import Match, MatchListener, MatchResult, Seat, play_match
+from arena.engine import Event, Game, GameOver, Message, MessagesDelivered, Outcome, PublicMessages, TurnRecorded
+from arena.play import Arena
+from arena.runner import Match, MatchListener, MatchResult, Seat
 from arena.server.matchmaking import Pairing, Ticket, find_matches
 from arena.server.metrics import ServerMetrics
-from arena.server.players import Player, RemoteSeat
+from arena.server.players import HouseOutbox, Outbox, Player, RemoteSeat
 from arena.server.settings import ServerSettings
 from arena.store import agents as agent_store
 from arena.store import episodes
-from arena.store.models import OVERALL, RatingRow
-from arena.store.writer import Writer
+from arena.store import ratings as rating_rows
+from arena.store.database import StoreError
+from arena.store.models import OVERALL
 from games import catalog
-
-if TYPE_CHECKING:
-    from arena.server.connection import Connection
 
 log = logging.getLogger(__name__)
 QUEUED_EVERY_S = 2.0  # how often a waiting player hears its position and wait
+ErrorCode = protocol.ErrorCode
 
 
 class HubError(Exception):
     """A request the hub refuses; `code` goes into the `error` message."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)
 
 
 @dataclass(eq=False)
 class LiveGame:
-    """A game in progress, as transports see it."""
+    """A game in progress, as transports see it: kept up to date from the engine's committed events."""
 
     env_id: str
-    names: list[str]
-    remote: dict[int, RemoteSeat]
-    abandon: asyncio.Future[tuple[int, str]]
+    abandon: asyncio.Future[tuple[int, str]]  # (seat, reason) once a player stayed away past the grace period
+    names: list[str] = field(default_factory=list)
+    remote: dict[int, RemoteSeat] = field(default_factory=dict)  # seats held by players over a connection
+    house: dict[int, Player] = field(default_factory=dict)  # seats of house agents
     game_id: int = 0
-    game: Game | None = None
-    spectators: set[Connection] = field(default_factory=set)
+    turns: int = 0  # turns stored so far
+    public: list[Message] = field(default_factory=list)  # every public message so far (resume, spectate)
+    over: bool = False
+    game: Game | None = None  # read only for how a game that failed to be stored ended
+    spectators: set[Outbox] = field(default_factory=set)
     task: asyncio.Task | None = None
 
+    def seated(self) -> dict[int, Player]:
+        """Who sits in each seat now (a resumed seat's new connection)."""
+        return {**self.house, **{index: remote.player for index, remote in self.remote.items()}}
+
     def broadcast(self, message: protocol.Message) -> None:
-        """Send to every seated player and every spectator (serialised once)."""
+        """Send to every seat and every spectator (serialised once)."""
         text = message.model_dump_json()
-        for seat in self.remote.values():
-            seat.player.send(message, text)
+        for player in self.seated().values():
+            player.send(message, text)
         for spectator in list(self.spectators):
-            spectator.send(text)
+            spectator.send(message, text)
 
 
 class Hub:
-    """Identity, queues, live games and their lifecycle; transports call in, the runner plays."""
+    """Identity, queues, live games and their lifecycle; transports call in, the arena plays."""
 
-    def __init__(self, settings: ServerSettings, engine, writer: Writer) -> None:
-        self.settings, self.engine = settings, engine
-        self.recorder = Recorder(writer)
+    def __init__(self, settings: ServerSettings, arena: Arena) -> None:
+        self.settings, self.arena = settings, arena
         self.house: list[Seat] = []
+        self._house_players: dict[str, Player] = {}  # house agent name -> its player (a HouseOutbox)
         self.tickets: dict[Player, Ticket] = {}  # waiting players, in the order they queued
         self._waiting: Counter[str] = Counter()  # env id -> tickets waiting for it
         self.live: dict[int, LiveGame] = {}
         self.accepting = True
         self._pending: dict[int, LiveGame] = {}
         self._matcher: asyncio.Task | None = None
+        self._warmup: asyncio.Task | None = None
         self._rng = random.Random()
         self._finished: set[int] = set()
         self._wake_pending = False
@@ -89,17 +92,16 @@ class Hub:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Abort games a previous process left running, register house agents, start matchmaking."""
-        aborted = await self.recorder.writer.run(
-            lambda s: episodes.mark_running_aborted(s, "aborted: the server stopped before the game ended"))
+        """Abort games a previous process left running, seat house agents, start matchmaking."""
+        aborted = await self.arena.writer.run(episodes.mark_running_aborted,
+                                              "aborted: the server stopped before the game ended")
         if aborted:
             log.warning("marked %d episodes left running by a previous process as aborted", aborted)
-        specs = [parse_spec(text) for text in self.settings.house]
-        house_agents: list[Agent] = [build_agent(spec) for spec in specs]
-        for agent in house_agents:
-            await agent.start()
-        ids = await self.recorder.register([(s.name, s.kind, s.text) for s in specs])
-        self.house = [Seat(agent, agent_id) for agent, agent_id in zip(house_agents, ids, strict=True)]
+        for text in self.settings.house:
+            seat = await self.arena.seat(text)
+            if seat.agent.name not in self._house_players:
+                self.house.append(seat)
+                self._house_players[seat.agent.name] = Player(seat.agent_id, seat.agent.name, "house", HouseOutbox())
         self._matcher = asyncio.create_task(self._match_forever())
         self._warmup = asyncio.create_task(asyncio.to_thread(catalog.load))  # checks the catalog once, cached
 
@@ -122,38 +124,36 @@ class Hub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for seat in self.house:
-            await seat.agent.close()
 
     # --- requests from connections ---------------------------------------------------------
 
     async def identify(self, hello: protocol.Hello) -> tuple[Player, str | None]:
         """The player a token or guest name stands for; a new guest also gets its token."""
         if hello.token:
-            row = await asyncio.to_thread(self.read, lambda s: agent_store.by_token(s, hello.token))
+            row = await asyncio.to_thread(self.arena.read, partial(agent_store.by_token, token=hello.token))
             if row is None:
-                raise HubError("bad_token", "unknown token: create one with `arena agents create NAME`")
+                raise HubError(ErrorCode.BAD_TOKEN, "unknown token: create one with `arena agents create NAME`")
             return Player(row.id, row.name, row.kind), None
         if hello.guest:
             name = f"guest:{hello.guest}"
             try:
-                token = await self.recorder.writer.run(lambda s: agent_store.create_with_token(s, name, "guest"))
+                token = await self.arena.writer.run(agent_store.create_with_token, name, "guest")
             except agent_store.AgentConflict as error:
-                raise HubError("name_taken", f"the guest name '{hello.guest}' is taken; pick another, "
-                                             "or sign in with its token") from error
-            row = await asyncio.to_thread(self.read, lambda s: agent_store.by_token(s, token))
+                raise HubError(ErrorCode.NAME_TAKEN, f"the guest name '{hello.guest}' is taken; pick another, "
+                                                     "or sign in with its token") from error
+            row = await asyncio.to_thread(self.arena.read, partial(agent_store.by_token, token=token))
             self._known_ratings[row.id] = {}  # a new agent has no ratings yet
             return Player(row.id, row.name, row.kind), token
-        raise HubError("missing_token", "hello needs a token (agents) or a guest name (people)")
+        raise HubError(ErrorCode.MISSING_TOKEN, "hello needs a token (agents) or a guest name (people)")
 
     async def enqueue(self, player: Player, request: protocol.Queue) -> protocol.Queued:
         """Validate the envs and put the player in their queues."""
         if not self.accepting:
-            raise HubError("shutting_down", "the server is shutting down")
+            raise HubError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
         envs = list(dict.fromkeys(request.envs))
-        loaded = self._warmup.done() and not self._warmup.exception()  # then lookups are in memory
-        infos = [self._playable(env_id) if loaded else await asyncio.to_thread(self._playable, env_id)
-                 for env_id in envs]
+        warm = self._warmup is not None and self._warmup.done() and not self._warmup.exception()
+        infos = [self._playable(env_id) if warm else await asyncio.to_thread(self._playable, env_id)
+                 for env_id in envs]  # once the catalog is loaded, lookups are in memory
         known = await self._ratings(player.agent_id)
         ratings = {env_id: known[env_id] for env_id in [*envs, OVERALL] if env_id in known}
         self.leave(player)
@@ -170,66 +170,65 @@ class Hub:
         if ticket is not None:
             self._waiting.subtract(ticket.envs)
 
-    def act(self, player: Player, action: protocol.Action, arrived: float) -> protocol.Ack:
-        """Deliver an action (arrived at perf_counter() time `arrived`) to the player's seat in that game."""
+    def act(self, player: Player, action: protocol.Action, arrived: float) -> None:
+        """Deliver an action (arrived at perf_counter() time `arrived`) to the player's seat in that game.
+
+        The `ack` follows once the turn is stored (see `_LiveListener`)."""
         live = self.live.get(action.game_id)
-        if action.game_id in self._finished or live is not None and live.game is not None and live.game.done:
-            raise HubError("game_over", f"game {action.game_id} is over")
-        if live is None or live.game is None:
-            raise HubError("unknown_game", f"game {action.game_id} is not in progress")
+        if action.game_id in self._finished or live is not None and live.over:
+            raise HubError(ErrorCode.GAME_OVER, f"game {action.game_id} is over")
+        if live is None:
+            raise HubError(ErrorCode.UNKNOWN_GAME, f"game {action.game_id} is not in progress")
         seat = player.seats.get(action.game_id)
         if seat is None:
-            raise HubError("not_your_game", f"you hold no seat in game {action.game_id}")
-        turn = live.game.pending.seat if live.game.pending else None
-        if turn != seat.seat or seat.turn is None:
-            raise HubError("not_your_turn", f"it is not seat {seat.seat}'s turn in game {action.game_id}")
+            raise HubError(ErrorCode.NOT_YOUR_GAME, f"you hold no seat in game {action.game_id}")
+        if seat.turn is None:
+            raise HubError(ErrorCode.NOT_YOUR_TURN, f"it is not seat {seat.seat}'s turn in game {action.game_id}")
         problem = seat.answer(seat.turn.turn, action.action)
         if problem:
             raise HubError(problem, f"no move is expected from you in game {action.game_id} now")
         self.metrics.action_arrived(action.game_id, arrived)
-        return protocol.Ack(game_id=action.game_id, turn=len(live.game.turns))
 
     def resume(self, player: Player, game_id: int) -> None:
         """Give a returning player back its seat and what it missed."""
         live = self.live.get(game_id)
-        if live is None or live.game is None:
-            raise HubError("unknown_game", f"game {game_id} is not in progress")
-        seats = [s for s in live.remote.values() if s.player.agent_id == player.agent_id
-                 and s.player.connection is None]
+        if live is None:
+            raise HubError(ErrorCode.UNKNOWN_GAME, f"game {game_id} is not in progress")
+        seats = [s for s in live.remote.values() if s.player.agent_id == player.agent_id and s.player.outbox is None]
         if not seats:
-            raise HubError("not_your_game", f"you hold no dropped seat in game {game_id}")
+            raise HubError(ErrorCode.NOT_YOUR_GAME, f"you hold no dropped seat in game {game_id}")
         seat = seats[0]
         seat.player = player
         player.seats[game_id] = seat
         player.send(protocol.MatchFound(game_id=game_id, env_id=live.env_id, seat=seat.seat, players=live.names,
                                         resumed=True))
-        player.send(_event(game_id, live.game.public_log))
+        player.send(_event(game_id, live.public))
         seat.resumed()
 
     def dropped_game_of(self, agent_id: int) -> int | None:
         """A live game in which this agent holds a seat whose connection is gone."""
         for game_id, live in self.live.items():
-            if any(s.player.agent_id == agent_id and s.player.connection is None for s in live.remote.values()):
+            if any(s.player.agent_id == agent_id and s.player.outbox is None for s in live.remote.values()):
                 return game_id
         return None
 
-    def spectate(self, connection: Connection, game_id: int) -> None:
-        """Start sending a game's public view to `connection`."""
+    def spectate(self, outbox: Outbox, game_id: int) -> None:
+        """Start sending a game's public view to `outbox`."""
         live = self.live.get(game_id)
-        if live is None or live.game is None:
-            raise HubError("unknown_game", f"game {game_id} is not in progress")
-        live.spectators.add(connection)
-        connection.send(protocol.MatchFound(game_id=game_id, env_id=live.env_id, seat=-1, players=live.names))
-        connection.send(_event(game_id, live.game.public_log))
+        if live is None:
+            raise HubError(ErrorCode.UNKNOWN_GAME, f"game {game_id} is not in progress")
+        live.spectators.add(outbox)
+        outbox.send(protocol.MatchFound(game_id=game_id, env_id=live.env_id, seat=-1, players=live.names))
+        outbox.send(_event(game_id, live.public))
 
-    def disconnected(self, player: Player | None, connection: Connection) -> None:
+    def disconnected(self, player: Player | None, outbox: Outbox) -> None:
         """A connection closed: leave queues, stop spectating, start the grace period on held seats."""
         for live in self.live.values():
-            live.spectators.discard(connection)
+            live.spectators.discard(outbox)
         if player is None:
             return
         self.leave(player)
-        player.connection = None
+        player.outbox = None
         for seat in player.seats.values():
             if seat.player is player:
                 seat.dropped()
@@ -265,45 +264,49 @@ class Hub:
                 ticket.player.send(protocol.Queued(envs=ticket.envs, position=positions[id(ticket)],
                                                    waited=round(now - ticket.since, 1)))
 
-    def _launch(self, pairing: Pairing) -> None:
+    def _launch(self, pairing: Pairing) -> asyncio.Task:
         """Seat the players and house agents in a random order and start the game."""
-        abandon: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
-        live = LiveGame(pairing.env_id, [], {}, abandon)
-        seats: list[Seat] = []
+        live = LiveGame(pairing.env_id, asyncio.get_running_loop().create_future())
+        entries: list[tuple[Seat, Player, RemoteSeat | None]] = []
         for ticket in pairing.tickets:
-            remote = RemoteSeat(ticket.player, 0, len(seats), self.settings.resume_grace, abandon,
-                                self.metrics.turn_sent)
-            live.remote[len(seats)] = remote
-            seats.append(Seat(remote, ticket.player.agent_id))
+            remote = RemoteSeat(ticket.player, 0, 0, self.settings.resume_grace, live.abandon, self.metrics.turn_sent)
+            entries.append((Seat(remote, ticket.player.agent_id), ticket.player, remote))
         by_name = {seat.agent.name: seat for seat in self.house}
-        seats += [by_name[name] for name in pairing.house]
-        order = list(range(len(seats)))
-        self._rng.shuffle(order)
-        seats = [seats[i] for i in order]
-        live.remote = {order.index(old): remote for old, remote in live.remote.items()}
-        for seat_index, remote in live.remote.items():
-            remote.seat = seat_index
-        live.names = [s.agent.name for s in seats]
-        match = Match(pairing.env_id, self._rng.randrange(2**31), seats, move_timeout=self.settings.move_timeout,
-                      abandon=abandon, tags=["server"])
+        entries += [(by_name[name], self._house_players[name], None) for name in pairing.house]
+        self._rng.shuffle(entries)
+        for index, (_, player, remote) in enumerate(entries):
+            if remote is None:
+                live.house[index] = player
+            else:
+                remote.seat = index
+                live.remote[index] = remote
+        live.names = [seat.agent.name for seat, _, _ in entries]
+        match = Match(pairing.env_id, self._rng.randrange(2**31), [seat for seat, _, _ in entries],
+                      move_timeout=self.settings.move_timeout, tags=["server"])
         key = id(live)
         self._pending[key] = live
         live.task = asyncio.create_task(self._play(match, live, key))
+        return live.task
 
     async def _play(self, match: Match, live: LiveGame, key: int) -> None:
-        """Run one game on the runner; announce the result (after its commit), then forget the game."""
-        status = "aborted"
+        """Run one game; announce the result once it is committed, then forget the game. Every seat and
+        spectator hears a `game_over`, whatever happens to the game."""
+        status = "failed"
         try:
-            result = await play_match(match, self.recorder, _LiveListener(self, live))
+            result = await self.arena.play_match(match, _LiveListener(self, live))
+        except asyncio.CancelledError:
+            status = "aborted"
+            self._announce(live, _ended(live, "cancelled: the server stopped before the game ended"))
+            raise
+        except Exception as error:  # noqa: BLE001 - a failed game must not take the server down
+            log.exception("game %s failed", live.game_id)
+            kind = "store error" if isinstance(error, StoreError) else f"arena error: {type(error).__name__}"
+            self._announce(live, _ended(live, f"{kind}: {error}"))
+        else:
+            status = result.outcome.status
             self._finished.add(live.game_id)
             self._remember_ratings(result)
-            self._announce(live, result)
-            status = result.outcome.status
-        except asyncio.CancelledError:
-            pass
-        except Exception:  # noqa: BLE001 - a failed game must not take the server down
-            log.exception("game %s failed", live.game_id)
-            status = "failed"
+            self._announce(live, result.outcome, result)
         finally:
             self.metrics.game_ended(live.game_id, status)
             self._pending.pop(key, None)
@@ -311,17 +314,18 @@ class Hub:
             for remote in live.remote.values():
                 remote.player.seats.pop(live.game_id, None)
 
-    def _announce(self, live: LiveGame, result: MatchResult) -> None:
-        """game_over to each player (with its rating change) and to spectators; sent after the commit."""
-        outcome = result.outcome
+    def _announce(self, live: LiveGame, outcome: Outcome, result: MatchResult | None = None) -> None:
+        """game_over to each seat (with its rating change) and to spectators."""
         base = protocol.GameOver(game_id=live.game_id, status=outcome.status, reason=outcome.reason,
                                  rewards=outcome.rewards)
-        for spectator in live.spectators:
-            spectator.send(base)
-        scoped = {c.agent_id: c for c in result.rating_changes if c.env_id == live.env_id}
-        for seat_index, remote in live.remote.items():
-            change = scoped.get(remote.player.agent_id)
-            remote.player.send(base.model_copy(update={
+        text = base.model_dump_json()
+        for spectator in list(live.spectators):
+            spectator.send(base, text)
+        changes = result.rating_changes if result else []
+        scoped = {c.agent_id: c for c in changes if c.env_id == live.env_id}
+        for seat_index, player in live.seated().items():
+            change = scoped.get(player.agent_id)
+            player.send(base.model_copy(update={
                 "seat": seat_index, "reward": outcome.rewards.get(seat_index),
                 "rating_before": change.before if change else None,
                 "rating_after": change.after if change else None,
@@ -342,24 +346,18 @@ class Hub:
             positions[id(ticket)] = min(places)
         return positions
 
-    def read(self, query):
-        """Run a read-only `query(session)` (call it in a worker thread)."""
-        with Session(self.engine) as session:
-            return query(session)
-
     def _playable(self, env_id: str) -> catalog.GameInfo:
         try:
             return catalog.require_playable(env_id)
         except catalog.GameError as error:
-            code = "unknown_env" if "unknown env id" in str(error) else "unplayable_env"
+            code = ErrorCode.UNKNOWN_ENV if "unknown env id" in str(error) else ErrorCode.UNPLAYABLE_ENV
             raise HubError(code, str(error)) from error
 
     async def _ratings(self, agent_id: int) -> dict[str, tuple[float, float]]:
         """An agent's ratings (mu, sigma) by env, read from the database once, then kept up to date here."""
         if agent_id not in self._known_ratings:
-            query = select(RatingRow.env_id, RatingRow.mu, RatingRow.sigma).where(RatingRow.agent_id == agent_id)
-            rows = await asyncio.to_thread(self.read, lambda s: s.execute(query).all())
-            self._known_ratings.setdefault(agent_id, {env_id: (mu, sigma) for env_id, mu, sigma in rows})
+            known = await asyncio.to_thread(self.arena.read, partial(rating_rows.ratings_of, agent_id=agent_id))
+            self._known_ratings.setdefault(agent_id, known)
         return self._known_ratings[agent_id]
 
     def _remember_ratings(self, result: MatchResult) -> None:
@@ -370,7 +368,8 @@ class Hub:
 
 
 class _LiveListener(MatchListener):
-    """Turns runner callbacks into protocol messages for one live game."""
+    """Turns the runner's callbacks into protocol messages for one live game. The runner calls `events`
+    only once the turns among them are committed, so an `ack` always stands for a stored turn."""
 
     def __init__(self, hub: Hub, live: LiveGame) -> None:
         self.hub, self.live = hub, live
@@ -386,12 +385,36 @@ class _LiveListener(MatchListener):
                                                    players=live.names))
 
     def events(self, episode_id: int, events: list[Event]) -> None:
+        live = self.live
         for event in events:
-            if isinstance(event, PublicMessages):
-                self.live.broadcast(_event(episode_id, event.messages))
+            match event:
+                case TurnRecorded(turn=turn):
+                    live.turns += 1
+                    for remote in live.remote.values():
+                        remote.moved_last = remote.seat == turn.seat
+                    mover = live.remote.get(turn.seat)
+                    if mover is not None and mover.answered == turn.index and turn.error is None:
+                        mover.player.send(protocol.Ack(game_id=episode_id, turn=turn.index))
+                case MessagesDelivered(seat=seat, messages=messages) if seat in live.remote:
+                    live.remote[seat].delivered.extend(messages)
+                case PublicMessages(messages=messages):
+                    live.public.extend(messages)
+                    live.broadcast(_event(episode_id, messages))
+                case GameOver():
+                    live.over = True
 
 
-def _event(game_id: int, messages) -> protocol.Event:
+def _ended(live: LiveGame, reason: str) -> Outcome:
+    """How a game that failed or was cancelled ended: aborted, with the reason the runner stored if it did.
+
+    Never finished: a result that was not committed is not told."""
+    outcome = live.game.outcome if live.game is not None else None
+    if outcome is not None and outcome.status == protocol.GameStatus.ABORTED:
+        return outcome
+    return Outcome(status=protocol.GameStatus.ABORTED, rewards={}, reason=reason)
+
+
+def _event(game_id: int, messages: list[Message]) -> protocol.Event:
     return protocol.Event(game_id=game_id, messages=[
         protocol.GameMessage(sender=m.sender, text=m.text, kind=m.kind) for m in messages])
 

@@ -1,40 +1,65 @@
-"""Who sits in a seat on the server: connected players and the agent that waits on their moves."""
+"""Who sits in a seat on the server: players, the outboxes the hub reaches them through, and the agent
+that waits on a connected player's moves."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from agents.base import Agent, Decision, TurnContext
 from arena import protocol
+from arena.engine import Message
+from arena.runner import Abandoned
 
-if TYPE_CHECKING:
-    from arena.server.connection import Connection
+Sent = Callable[[], None]  # called once a frame has been written to the socket
+
+
+class Outbox(Protocol):
+    """Where the hub's messages to one client go: a native `/ws` connection, a TextArena connection (which
+    translates them to its own frames), or a house agent (which reads none)."""
+
+    def send(self, message: protocol.Message, text: str | None = None, on_sent: Sent | None = None) -> None:
+        """Queue `message` (`text`: its JSON, when one text goes to many clients); never blocks."""
+        ...
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close once everything queued before has been sent."""
+        ...
+
+
+class HouseOutbox:
+    """The outbox of a house agent: it plays through `decide` and is told nothing else."""
+
+    def send(self, message: protocol.Message, text: str | None = None, on_sent: Sent | None = None) -> None:
+        """Drop the message."""
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Nothing to close."""
 
 
 @dataclass(eq=False)
 class Player:
-    """An identity on the server (an agent row), with its live connection if any."""
+    """An identity on the server (an agent row), with the outbox of its live connection if any."""
 
     agent_id: int
     name: str
     kind: str
-    connection: Connection | None = None
+    outbox: Outbox | None = None
     seats: dict[int, RemoteSeat] = field(default_factory=dict)  # game id -> seat held
 
-    def send(self, message: protocol.Message, text: str | None = None,
-             on_sent: Callable[[], None] | None = None) -> None:
-        """Send if connected (`text`: the message's JSON, when one text goes to many players).
-
-        Messages to a dropped player are not queued: `resume` replays the state."""
-        if self.connection is not None:
-            self.connection.send(text or message, on_sent)
+    def send(self, message: protocol.Message, text: str | None = None, on_sent: Sent | None = None) -> None:
+        """Send if connected. Messages to a dropped player are not queued: `resume` replays the state."""
+        if self.outbox is not None:
+            self.outbox.send(message, text, on_sent)
 
 
 class RemoteSeat(Agent):
-    """The agent for a seat held by a connected player: `decide` sends `turn` and waits for `action`."""
+    """The agent for a seat held by a connected player: `decide` sends `turn` and waits for `action`.
+
+    The live game's listener keeps the seat up to date from the engine's committed events: the messages
+    delivered to this seat (`delivered`) and whether the latest turn is this seat's (`moved_last`)."""
 
     def __init__(self, player: Player, game_id: int, seat: int, grace: float,
                  abandon: asyncio.Future[tuple[int, str]], turn_sent: Callable[[int], None]) -> None:
@@ -42,26 +67,34 @@ class RemoteSeat(Agent):
         self.abandon, self.turn_sent = abandon, turn_sent
         self.name = player.name
         self.turn: protocol.Turn | None = None
+        self.answered: int | None = None  # the turn whose action the player sent last
+        self.delivered: list[Message] = []
+        self.moved_last = False
         self._answer: asyncio.Future[str] | None = None
         self._gone: asyncio.TimerHandle | None = None
 
     async def decide(self, observation: str, context: TurnContext) -> Decision:
-        """Send `turn` and wait for the player's action (the runner enforces the deadline)."""
+        """Send `turn` and wait for the player's action (the runner enforces the deadline); Abandoned when a
+        player of this game stayed away past the grace period."""
         self.turn = protocol.Turn(game_id=self.game_id, seat=self.seat, turn=context.turn,
                                   observation=observation, deadline=context.deadline or 0.0)
-        self._answer = asyncio.get_running_loop().create_future()
+        answer = self._answer = asyncio.get_running_loop().create_future()
         self.player.send(self.turn, on_sent=lambda: self.turn_sent(self.game_id))
         try:
-            return Decision(await self._answer)
+            await asyncio.wait((answer, self.abandon), return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.turn, self._answer = None, None
+        if self.abandon.done():
+            raise Abandoned(*self.abandon.result())
+        return Decision(answer.result())
 
-    def answer(self, turn: int, action: str) -> str | None:
+    def answer(self, turn: int, action: str) -> protocol.ErrorCode | None:
         """Deliver an action; returns an error code when it is not the move expected now."""
         if self.turn is None or self._answer is None or self._answer.done():
-            return "not_your_turn"
+            return protocol.ErrorCode.NOT_YOUR_TURN
         if turn != self.turn.turn:
-            return "stale_turn"
+            return protocol.ErrorCode.STALE_TURN
+        self.answered = turn
         self._answer.set_result(action)
         return None
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 import textarena as ta
@@ -20,12 +21,13 @@ from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect
 
 from arena import protocol
-from arena.server.connection import Sent, SocketWriter
+from arena.server.connection import SocketWriter
 from arena.server.hub import Hub, HubError
-from arena.server.players import Player
+from arena.server.players import Player, RemoteSeat, Sent
 from arena.server.textarena_ids import all_numbers, env_for_number, textarena_numbers
 from arena.store import agents as agent_store
 from arena.store.episodes import result_of
+from arena.store.models import AgentRow
 from games import catalog
 
 router = APIRouter(prefix="/textarena")
@@ -64,8 +66,7 @@ async def register_model(body: Registration, request: Request) -> dict[str, str]
         raise HTTPException(400, "An email is required to register a model")
     hub: Hub = request.app.state.hub
     try:
-        await hub.recorder.writer.run(lambda s: agent_store.register_model(
-            s, body.model_name, body.email, body.model_token))
+        await hub.arena.writer.run(agent_store.register_model, body.model_name, body.email, body.model_token)
     except agent_store.RegistrationConflict as error:
         raise HTTPException(409, str(error)) from error
     return {"model_token": body.model_token}
@@ -82,53 +83,73 @@ def environments() -> list[EnvironmentNumber]:
             if entries[env_id].playable]
 
 
-class CompatPlayer(Player):
-    """A hub player whose messages are translated to TextArena's `{"command": ...}` frames."""
+class MatchmakingOutbox:
+    """The outbox of a matchmaking socket: `queued` and `match_found` (pointing at the game socket)."""
 
-    def __init__(self, row: Any, hub: Hub, writer: SocketWriter, game_url: str = "") -> None:
-        super().__init__(row.id, row.name, row.kind)
-        self.hub, self.writer, self.game_url = hub, writer, game_url
-        self.connection = writer  # type: ignore[assignment]
-        self.delivered = 0  # messages of this seat's log already sent as observations
-        self.holding_turn = False  # an observation was sent and its action has not come back yet
+    def __init__(self, writer: SocketWriter, game_url: str) -> None:
+        self.writer, self.game_url = writer, game_url
+
+    def send(self, message: protocol.Message, text: str | None = None, on_sent: Sent | None = None) -> None:
+        """Translate one native message; those this socket has no word for are dropped."""
+        match message:
+            case protocol.Queued():
+                frame = {"command": "queued", "avg_queue_time": message.waited,
+                         "num_players_in_queue": message.position}
+            case protocol.MatchFound():
+                frame = {"command": "match_found", "game_url": self.game_url, "env_id": message.env_id,
+                         "environment_id": all_numbers().get(message.env_id)}
+            case _:
+                frame = _common_frame(message)
+        if frame is not None:
+            self.writer.send(json.dumps(frame), on_sent)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the socket once everything queued before has been sent."""
+        self.writer.close(code, reason)
+
+
+class GameOutbox:
+    """The outbox of a game socket: the seat's messages as `observation`s, `action_ack`, `game_over`.
+
+    Observations are built from the messages the engine delivered to the seat (kept on the seat by the
+    live game's listener), as TextArena's own server sends them: each carries what the seat has not seen."""
+
+    def __init__(self, writer: SocketWriter) -> None:
+        self.writer = writer
+        self.player: Player | None = None  # set once the player exists
+        self.sent = 0  # messages of the seat's log already sent as observations
+        self.holding_turn = False  # an observation was sent and its action is not stored yet
 
     def send(self, message: protocol.Message, text: str | None = None, on_sent: Sent | None = None) -> None:
         """Translate one native message; those TextArena's client has no word for are dropped."""
-        if self.connection is None:
-            return
-        for frame in self._translate(message):
+        for frame in self._frames(message):
             self.writer.send(json.dumps(frame), on_sent)
 
-    def _translate(self, message: protocol.Message) -> list[dict[str, Any]]:
-        if isinstance(message, protocol.Error):
-            return [{"command": "error", "message": message.message}]
-        if isinstance(message, protocol.Shutdown):
-            return [{"command": "server_shutdown", "message": message.message}]
-        if self.game_url:  # the matchmaking socket: the game itself goes to the game socket
-            return self._matchmaking(message)
-        if isinstance(message, protocol.Turn):
-            self.holding_turn = True
-            return [self._observation(message.game_id, message.seat)]
-        if isinstance(message, protocol.Ack):
-            self.holding_turn = False
-            return [{"command": "action_ack"}]
-        if isinstance(message, protocol.GameOver) and message.seat is not None:
-            return self._game_over(message)
-        return []
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the socket once everything queued before has been sent."""
+        self.writer.close(code, reason)
 
-    def _matchmaking(self, message: protocol.Message) -> list[dict[str, Any]]:
-        if isinstance(message, protocol.Queued):
-            return [{"command": "queued", "avg_queue_time": message.waited, "num_players_in_queue": message.position}]
-        if isinstance(message, protocol.MatchFound):
-            return [{"command": "match_found", "game_url": self.game_url, "env_id": message.env_id,
-                     "environment_id": all_numbers().get(message.env_id)}]
-        return []
+    def _frames(self, message: protocol.Message) -> list[dict[str, Any]]:
+        match message:
+            case protocol.Turn(game_id=game_id, seat=seat):
+                self.holding_turn = True
+                return [self._observation(game_id, seat)]
+            case protocol.Ack():
+                self.holding_turn = False
+                return [{"command": "action_ack"}]
+            case protocol.GameOver(seat=int()):
+                return self._game_over(message)
+        frame = _common_frame(message)
+        return [frame] if frame is not None else []
+
+    def _seat(self, game_id: int) -> RemoteSeat | None:
+        return self.player.seats.get(game_id) if self.player is not None else None
 
     def _observation(self, game_id: int, seat: int) -> dict[str, Any]:
         """The seat's messages not yet sent, as [sender, text, ObservationType value] triples."""
-        live = self.hub.live.get(game_id)
-        log = live.game.seat_logs[seat] if live and live.game else []
-        new, self.delivered = log[self.delivered:], len(log)
+        remote = self._seat(game_id)
+        log = remote.delivered if remote is not None else []
+        new, self.sent = log[self.sent:], len(log)
         return {"command": "observation", "player_id": seat,
                 "observation": [[m.sender, m.text, ta.ObservationType[m.kind].value] for m in new]}
 
@@ -138,16 +159,27 @@ class CompatPlayer(Player):
         seat = over.seat if over.seat is not None else -1
         if (over.reward or 0) < 0 and "timeout" in over.reason:
             frames.append({"command": "timed_out", "message": over.reason})
-        live = self.hub.live.get(over.game_id)
-        moved_last = bool(live and live.game and live.game.turns and live.game.turns[-1].seat == seat)
+        remote = self._seat(over.game_id)
+        moved_last = remote is not None and remote.moved_last
         if not self.holding_turn and not moved_last:
             frames.append(self._observation(over.game_id, seat))  # unblocks a client waiting for its turn
-        outcome = "aborted" if over.status == "aborted" else result_of(over.rewards, seat)
-        frames.append({"command": "game_over", "outcome": outcome, "reason": over.reason,
+        outcome = (protocol.GameStatus.ABORTED if over.status == protocol.GameStatus.ABORTED
+                   else result_of(over.rewards, seat))
+        frames.append({"command": "game_over", "outcome": str(outcome), "reason": over.reason,
                        "trueskill_change": over.rating_change or 0.0, "reward": over.reward,
                        "rewards": {str(k): v for k, v in over.rewards.items()}})
         asyncio.get_running_loop().call_later(CLOSE_AFTER_GAME_S, self.writer.close)
         return frames
+
+
+def _common_frame(message: protocol.Message) -> dict[str, Any] | None:
+    """The frames both TextArena sockets send: errors and the shutdown notice."""
+    match message:
+        case protocol.Error():
+            return {"command": "error", "message": message.message}
+        case protocol.Shutdown():
+            return {"command": "server_shutdown", "message": message.message}
+    return None
 
 
 def _game_url(websocket: WebSocket) -> str:
@@ -157,9 +189,9 @@ def _game_url(websocket: WebSocket) -> str:
     return f"{host}:{settings.tls_port}/textarena/game"
 
 
-async def _identify(websocket: WebSocket, token: str) -> Any:
+async def _identify(websocket: WebSocket, token: str) -> AgentRow | None:
     hub: Hub = websocket.app.state.hub
-    return await asyncio.to_thread(hub.read, lambda s: agent_store.by_token(s, token)) if token else None
+    return await asyncio.to_thread(hub.arena.read, partial(agent_store.by_token, token=token)) if token else None
 
 
 async def _refuse(writer: SocketWriter, message: str) -> None:
@@ -178,21 +210,22 @@ async def matchmaking(websocket: WebSocket, model_name: str = "", model_token: s
     if row is None or row.name != model_name:
         await _refuse(writer, "unknown model name or token: register the model first (register_model)")
         return
-    player = CompatPlayer(row, hub, writer, _game_url(websocket))
+    outbox = MatchmakingOutbox(writer, _game_url(websocket))
+    player = Player(row.id, row.name, row.kind, outbox)
     try:
         while True:
-            problem = await _matchmaking_command(hub, player, await websocket.receive_text())
+            problem = await _matchmaking_command(hub, player, writer, await websocket.receive_text())
             if problem:
                 await _refuse(writer, problem)
                 return
     except WebSocketDisconnect:
         pass
     finally:
-        hub.disconnected(player, writer)  # type: ignore[arg-type]
+        hub.disconnected(player, outbox)
         writer.close()
 
 
-async def _matchmaking_command(hub: Hub, player: CompatPlayer, text: str) -> str | None:
+async def _matchmaking_command(hub: Hub, player: Player, writer: SocketWriter, text: str) -> str | None:
     """Handle one matchmaking frame; a returned text is an error that ends the connection."""
     try:
         command = json.loads(text)
@@ -201,7 +234,7 @@ async def _matchmaking_command(hub: Hub, player: CompatPlayer, text: str) -> str
         return "malformed command: send {\"command\": \"queue\", \"environments\": [numbers]}"
     if command.get("command") == "leave":
         hub.leave(player)
-        player.writer.send(json.dumps({"command": "left"}))
+        writer.send(json.dumps({"command": "left"}))
         return None
     if not isinstance(numbers, list) or not numbers or not all(isinstance(n, int) for n in numbers):
         return "malformed command: 'environments' must be a list of environment numbers"
@@ -230,37 +263,39 @@ async def game(websocket: WebSocket, token: str = "") -> None:
     if game_id is None:
         await _refuse(writer, "this token has no game in progress: queue through matchmaking first")
         return
-    player = CompatPlayer(row, hub, writer)
+    outbox = GameOutbox(writer)
+    player = outbox.player = Player(row.id, row.name, row.kind, outbox)
     pinger = asyncio.create_task(_ping(writer))
     try:
         hub.resume(player, game_id)
         while True:
             text = await websocket.receive_text()
-            _game_command(hub, player, game_id, text, time.perf_counter())
+            _game_command(hub, player, writer, game_id, text, time.perf_counter())
     except (WebSocketDisconnect, HubError):
         pass
     finally:
         pinger.cancel()
-        hub.disconnected(player, writer)  # type: ignore[arg-type]
+        hub.disconnected(player, outbox)
         writer.close()
 
 
-def _game_command(hub: Hub, player: CompatPlayer, game_id: int, text: str, arrived: float) -> None:
+def _game_command(hub: Hub, player: Player, writer: SocketWriter, game_id: int, text: str, arrived: float) -> None:
+    """Handle one game-socket frame: a ping, or an action (its `action_ack` follows once the turn is stored)."""
     try:
         command = json.loads(text)
         kind = command.get("command")
     except (ValueError, AttributeError):
-        player.writer.send(json.dumps({"command": "error", "message": "malformed command: not a JSON object"}))
+        writer.send(json.dumps({"command": "error", "message": "malformed command: not a JSON object"}))
         return
     if kind == "ping":
-        player.writer.send(json.dumps({"command": "pong"}))
+        writer.send(json.dumps({"command": "pong"}))
     elif kind == "action" and isinstance(command.get("action"), str):
         try:
-            player.send(hub.act(player, protocol.Action(game_id=game_id, action=command["action"]), arrived))
+            hub.act(player, protocol.Action(game_id=game_id, action=command["action"]), arrived)
         except HubError as error:
-            player.writer.send(json.dumps({"command": "error", "message": str(error)}))
+            player.send(protocol.Error(code=error.code, message=str(error)))
     elif kind != "pong":
-        player.writer.send(json.dumps({"command": "error", "message": f"malformed command: {text[:200]}"}))
+        writer.send(json.dumps({"command": "error", "message": f"malformed command: {text[:200]}"}))
 
 
 async def _ping(writer: SocketWriter) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from arena.protocol import GameResult, GameStatus
 from arena.store.models import AgentRow, EpisodeRow, SeatRow, TurnRow, utcnow
 from arena.store.writer import batched
 
@@ -27,7 +28,7 @@ def create_episodes(session: Session, calls: Sequence[tuple]) -> list[int]:
     """`create_episode` for many episodes in two statements; ids in call order."""
     connection, now = session.connection(), utcnow()
     ids = list(connection.execute(_NEW_EPISODE, [
-        {"env_id": env_id, "seed": seed, "num_players": len(agent_ids), "status": "running",
+        {"env_id": env_id, "seed": seed, "num_players": len(agent_ids), "status": GameStatus.RUNNING,
          "invalid_policy": policy, "tags": list(tags), "started_at": now}
         for env_id, seed, agent_ids, policy, tags in calls]).scalars())
     connection.execute(_NEW_SEATS, [
@@ -58,14 +59,14 @@ def add_turns(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     add_turns_many(session, [(rows,)])
 
 
-def result_of(rewards: dict[int, float], seat: int) -> str:
+def result_of(rewards: dict[int, float], seat: int) -> GameResult:
     """'win' when the seat's reward beats every other, 'draw' when tied at the top, else 'loss'."""
     mine = rewards[seat]
     others = [r for s, r in rewards.items() if s != seat]
     if not others:
-        return "win" if mine > 0 else "draw" if mine == 0 else "loss"
+        return GameResult.WIN if mine > 0 else GameResult.DRAW if mine == 0 else GameResult.LOSS
     best_other = max(others)
-    return "win" if mine > best_other else "draw" if mine == best_other else "loss"
+    return GameResult.WIN if mine > best_other else GameResult.DRAW if mine == best_other else GameResult.LOSS
 
 
 def end_episodes(session: Session, calls: Sequence[tuple]) -> list[None]:
@@ -76,7 +77,7 @@ def end_episodes(session: Session, calls: Sequence[tuple]) -> list[None]:
                                  for episode_id, status, _, reason, _, _ in calls])
     seats = [{"b_episode": episode_id, "b_seat": seat, "b_reward": reward, "b_result": result_of(rewards, seat),
               "b_invalid": invalid.get(seat, 0)}
-             for episode_id, status, rewards, _, invalid, _ in calls if status == "finished"
+             for episode_id, status, rewards, _, invalid, _ in calls if status == GameStatus.FINISHED
              for seat, reward in rewards.items()]
     if seats:
         connection.execute(_SEAT_RESULT, seats)
@@ -93,9 +94,9 @@ def end_episode(session: Session, episode_id: int, status: str, rewards: dict[in
 
 def mark_running_aborted(session: Session, reason: str) -> int:
     """Abort every episode still 'running' (left by a process that stopped); returns how many."""
-    rows = session.scalars(select(EpisodeRow).where(EpisodeRow.status == "running")).all()
+    rows = session.scalars(select(EpisodeRow).where(EpisodeRow.status == GameStatus.RUNNING)).all()
     for row in rows:
-        row.status, row.reason, row.ended_at = "aborted", reason, utcnow()
+        row.status, row.reason, row.ended_at = GameStatus.ABORTED, reason, utcnow()
     return len(rows)
 
 
@@ -110,6 +111,11 @@ def list_episodes(session: Session, env_id: str | None = None, agent: str | None
     return list(session.scalars(query.order_by(EpisodeRow.id.desc()).limit(limit).offset(offset)))
 
 
+def get_episode(session: Session, episode_id: int) -> EpisodeRow | None:
+    """One episode with its seats and their agents, or None."""
+    return session.get(EpisodeRow, episode_id, options=[selectinload(EpisodeRow.seats).selectinload(SeatRow.agent)])
+
+
 def episode_turns(session: Session, episode_id: int) -> list[TurnRow]:
     """The whole turn log of one episode, in order."""
     return list(session.scalars(select(TurnRow).where(TurnRow.episode_id == episode_id).order_by(TurnRow.idx)))
@@ -121,7 +127,7 @@ def seat_totals(session: Session, env_id: str | None, agent_ids: Sequence[int] |
     query = (
         select(SeatRow.agent_id, SeatRow.result, func.count(), func.sum(SeatRow.invalid_moves))
         .join(EpisodeRow)
-        .where(EpisodeRow.status == "finished")
+        .where(EpisodeRow.status == GameStatus.FINISHED)
         .group_by(SeatRow.agent_id, SeatRow.result)
     )
     if env_id:

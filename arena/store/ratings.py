@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
 
+from arena.protocol import GameStatus
 from arena.store.models import AgentRow, EpisodeRow, RatingHistoryRow, RatingRow, SeatRow, utcnow
 
 Stored = dict[tuple[int, str], tuple[float, float, int]]  # (agent id, scope) -> (mu, sigma, games)
@@ -91,7 +92,7 @@ def rating_order(session: Session) -> list[int]:
 
 def unrated_finished(session: Session) -> list[int]:
     """Finished episodes whose ratings were never applied (a process stopped in between), oldest first."""
-    return list(session.scalars(select(EpisodeRow.id).where(EpisodeRow.status == "finished",
+    return list(session.scalars(select(EpisodeRow.id).where(EpisodeRow.status == GameStatus.FINISHED,
                                                             EpisodeRow.rating_seq.is_(None))
                                 .order_by(EpisodeRow.id)))
 
