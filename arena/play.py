@@ -81,8 +81,9 @@ class Arena:
     """A database (or a temporary one), its writer, and the agents seated so far."""
 
     def __init__(self, db: str | None = None, *, policy: InvalidMovePolicy | None = None,
-                 move_timeout: float | None = 60.0, max_turns: int = DEFAULT_MAX_TURNS) -> None:
-        self.url, self.policy = db, policy or InvalidMovePolicy()
+                 move_timeout: float | None = 60.0, max_turns: int = DEFAULT_MAX_TURNS,
+                 group_commit_s: float = 0.0) -> None:
+        self.url, self.policy, self.group_commit_s = db, policy or InvalidMovePolicy(), group_commit_s
         self.move_timeout, self.max_turns = move_timeout, max_turns
         self.engine: Engine | None = None
         self.recorder: Recorder | None = None
@@ -97,7 +98,7 @@ class Arena:
             self._tmp = Path(tempfile.mkdtemp(prefix="arena-"))
             url = f"sqlite:///{self._tmp / 'arena.db'}"
         self.engine = await asyncio.to_thread(open_database, url)
-        self.recorder = Recorder(Writer(self.engine.url.render_as_string(hide_password=False)))
+        self.recorder = Recorder(Writer(self.engine.url.render_as_string(hide_password=False), self.group_commit_s))
         await self._rate_left_over()
         return self
 

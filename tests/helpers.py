@@ -14,6 +14,7 @@ from agents.base import Agent, Decision, TurnContext
 from arena.engine import Game
 from arena.play import Arena
 from arena.store.models import AgentRow
+from arena.store.writer import batched
 
 
 class ScriptedAgent(Agent):
@@ -62,6 +63,16 @@ def transaction_number(session: Session) -> int:
     if "number" not in session.info:
         session.info["number"] = next(_transactions)
     return session.info["number"]
+
+
+def _which_form_many(session: Session, calls: list) -> list[str]:
+    return ["many"] * len(calls)
+
+
+@batched(_which_form_many)
+def which_form(session: Session) -> str:
+    """'many' when the writer ran this operation in its batched form, 'one' when alone."""
+    return "one"
 
 
 def add_nameless_agent(session: Session) -> None:

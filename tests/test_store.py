@@ -8,7 +8,7 @@ import signal
 
 import pytest
 from alembic import command
-from helpers import add_nameless_agent, transaction_number, wait_for_file
+from helpers import add_nameless_agent, transaction_number, wait_for_file, which_form
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
@@ -70,6 +70,12 @@ async def test_writer_batches_many_operations_into_few_commits(db_url: str, engi
     assert len(set(await asyncio.gather(*ids))) == 200
     transactions = set(await asyncio.gather(*numbers))
     assert len(transactions) <= 10, f"400 queued writes took {len(transactions)} commits"
+    await writer.close()
+
+
+async def test_the_writer_runs_batched_operations_in_their_many_at_once_form(db_url: str, engine) -> None:
+    writer = Writer(db_url)
+    assert set(await asyncio.gather(*[writer.submit(which_form) for _ in range(50)])) == {"many"}
     await writer.close()
 
 

@@ -25,6 +25,7 @@ from arena.server.textarena_compat import router as textarena_router
 from arena.server.tls import self_signed
 from arena.store.database import database_url
 
+GROUP_COMMIT_S = 0.002  # a live server's writes trickle in, one per move: let a few share a commit
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 WS_MAX_BYTES = 1024 * 1024  # larger frames are cut by the library; 64 KiB..1 MiB get an `error`
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with Arena(database_url(settings.db)) as arena:  # closed (writes committed) after the hub stops
+        # closed (every write committed) after the hub stops
+        async with Arena(database_url(settings.db), group_commit_s=GROUP_COMMIT_S) as arena:
             hub = Hub(settings, arena)
             app.state.arena, app.state.hub = arena, hub
             try:

@@ -394,7 +394,7 @@ class _LiveListener(MatchListener):
                         remote.moved_last = remote.seat == turn.seat
                     mover = live.remote.get(turn.seat)
                     if mover is not None and mover.answered == turn.index and turn.error is None:
-                        mover.player.send(protocol.Ack(game_id=episode_id, turn=turn.index))
+                        mover.player.send(protocol.Ack.model_construct(game_id=episode_id, turn=turn.index))
                 case MessagesDelivered(seat=seat, messages=messages) if seat in live.remote:
                     live.remote[seat].delivered.extend(messages)
                 case PublicMessages(messages=messages):
@@ -415,8 +415,9 @@ def _ended(live: LiveGame, reason: str) -> Outcome:
 
 
 def _event(game_id: int, messages: list[Message]) -> protocol.Event:
-    return protocol.Event(game_id=game_id, messages=[
-        protocol.GameMessage(sender=m.sender, text=m.text, kind=m.kind) for m in messages])
+    """Public messages as an `event` (built from the engine's own values: no validation needed)."""
+    return protocol.Event.model_construct(game_id=game_id, messages=[
+        protocol.GameMessage.model_construct(sender=m.sender, text=m.text, kind=m.kind) for m in messages])
 
 
 def _seats_needed(info: catalog.GameInfo) -> int:

@@ -72,21 +72,21 @@ class RemoteSeat(Agent):
         self.moved_last = False
         self._answer: asyncio.Future[str] | None = None
         self._gone: asyncio.TimerHandle | None = None
+        abandon.add_done_callback(self._abandoned)
 
     async def decide(self, observation: str, context: TurnContext) -> Decision:
         """Send `turn` and wait for the player's action (the runner enforces the deadline); Abandoned when a
         player of this game stayed away past the grace period."""
-        self.turn = protocol.Turn(game_id=self.game_id, seat=self.seat, turn=context.turn,
-                                  observation=observation, deadline=context.deadline or 0.0)
-        answer = self._answer = asyncio.get_running_loop().create_future()
-        self.player.send(self.turn, on_sent=lambda: self.turn_sent(self.game_id))
-        try:
-            await asyncio.wait((answer, self.abandon), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.turn, self._answer = None, None
         if self.abandon.done():
             raise Abandoned(*self.abandon.result())
-        return Decision(answer.result())
+        self.turn = protocol.Turn.model_construct(game_id=self.game_id, seat=self.seat, turn=context.turn,
+                                                  observation=observation, deadline=context.deadline or 0.0)
+        self._answer = asyncio.get_running_loop().create_future()
+        self.player.send(self.turn, on_sent=lambda: self.turn_sent(self.game_id))
+        try:
+            return Decision(await self._answer)
+        finally:
+            self.turn, self._answer = None, None
 
     def answer(self, turn: int, action: str) -> protocol.ErrorCode | None:
         """Deliver an action; returns an error code when it is not the move expected now."""
@@ -110,6 +110,11 @@ class RemoteSeat(Agent):
             self._gone = None
         if self.turn is not None:
             self.player.send(self.turn)
+
+    def _abandoned(self, abandon: asyncio.Future[tuple[int, str]]) -> None:
+        """A player of this game stayed away too long: the move this seat waits for will not come."""
+        if self._answer is not None and not self._answer.done() and not abandon.cancelled():
+            self._answer.set_exception(Abandoned(*abandon.result()))
 
     def _give_up(self) -> None:
         self._gone = None

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -57,11 +58,14 @@ class WriterStopped(StoreError):
 class Writer:
     """Serialises every write in one child process; `run` resolves once the operation has committed."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, group_commit_s: float = 0.0) -> None:
+        """Start the writer process for `url`. With `group_commit_s`, a batch smaller than SEND_EVERY waits
+        that long for more (for a live server, whose single writes would otherwise commit one by one)."""
         self.loop = asyncio.get_running_loop()
         mine, theirs = socket.socketpair()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # it imports what we can
-        self._process = subprocess.Popen([sys.executable, "-m", "arena.store.writer", str(theirs.fileno()), url],
+        self._process = subprocess.Popen([sys.executable, "-m", "arena.store.writer", str(theirs.fileno()), url,
+                                          str(group_commit_s)],
                                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
         theirs.close()
         self._conn = Connection(mine.detach())
@@ -151,13 +155,13 @@ class Writer:
 # --- the child process ---------------------------------------------------------------------------
 
 
-def _serve(url: str, conn: Connection) -> None:
+def _serve(url: str, conn: Connection, group_commit_s: float) -> None:
     """Run batches until the parent says stop or goes away; reply to each batch after its commit."""
     engine = create(url)
     inbox: queue.Queue[list | None] = queue.Queue()
     threading.Thread(target=_read, args=(conn, inbox), daemon=True).start()  # the parent's sends never block
     try:
-        while (batch := _next_batch(inbox)) is not None:
+        while (batch := _next_batch(inbox, group_commit_s)) is not None:
             conn.send(_commit(engine, batch))
     except (BrokenPipeError, EOFError, OSError):
         pass
@@ -174,15 +178,19 @@ def _read(conn: Connection, inbox: queue.Queue) -> None:
     inbox.put(_STOP)
 
 
-def _next_batch(inbox: queue.Queue) -> list | None:
-    """Every operation waiting now (at least one), or None when told to stop with nothing left."""
+def _next_batch(inbox: queue.Queue, group_commit_s: float) -> list | None:
+    """The operations waiting now, or None when told to stop with nothing left. While the batch is smaller
+    than SEND_EVERY (writes trickling in), it also takes those that arrive within `group_commit_s` of the
+    first: group commit, so single writes share transactions."""
     item = inbox.get()
     if item is _STOP:
         return None
     batch = list(item)
+    until = time.monotonic() + group_commit_s
     while len(batch) < MAX_BATCH:
+        wait = until - time.monotonic() if len(batch) < SEND_EVERY else 0.0
         try:
-            item = inbox.get_nowait()
+            item = inbox.get(timeout=wait) if wait > 0 else inbox.get_nowait()
         except queue.Empty:
             break
         if item is _STOP:
@@ -240,5 +248,7 @@ def _picklable_error(error: Exception) -> Exception:
     return StoreError(f"{type(error).__name__}: {getattr(error, 'orig', None) or error}")
 
 
-if __name__ == "__main__":  # the writer process: python -m arena.store.writer FD URL
-    _serve(sys.argv[2], Connection(int(sys.argv[1])))
+if __name__ == "__main__":  # the writer process: python -m arena.store.writer FD URL GROUP_COMMIT_S
+    from arena.store import writer  # this file as the module the store registers its batched forms in
+
+    writer._serve(sys.argv[2], Connection(int(sys.argv[1])), float(sys.argv[3]))
