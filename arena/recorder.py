@@ -31,10 +31,10 @@ class Recorder:
         """Ids for (name, kind, spec) triples, creating agents that are new."""
         return await self.writer.run(agents.ensure_agents, list(specs))
 
-    async def start(self, game: Game, agent_ids: Sequence[int], tags: Sequence[str] = ()) -> int:
-        """Insert the episode as running; returns its id."""
-        return await self.writer.run(episodes.create_episode, game.env_id, game.seed, list(agent_ids),
-                                     str(game.policy), list(tags))
+    def start(self, game: Game, agent_ids: Sequence[int], tags: Sequence[str] = ()) -> asyncio.Future[int]:
+        """Insert the episode as running; resolves with its id."""
+        return self.writer.submit(episodes.create_episode, game.env_id, game.seed, list(agent_ids),
+                                  str(game.policy), list(tags))
 
     def add_turns(self, episode_id: int, turns: Sequence[Turn]) -> asyncio.Future[None]:
         """Insert turn rows (captured now); the future resolves once they are committed."""

@@ -21,6 +21,7 @@ from arena.store.database import StoreError
 from arena.watchdog import time_limit
 
 log = logging.getLogger(__name__)
+CANCELLED = "cancelled: the arena stopped before the game ended"
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,12 @@ async def play_match(match: Match, recorder: Recorder, listener: MatchListener |
     """Play one game to the end, recording every turn; `rate` applies its ratings at once (finishing order)."""
     game = Game(match.env_id, len(match.seats), match.seed, match.policy, match.move_timeout, match.max_turns,
                 guard=time_limit)
-    episode_id = await recorder.start(game, [s.agent_id for s in match.seats], match.tags)
+    started = recorder.start(game, [s.agent_id for s in match.seats], match.tags)
+    try:
+        episode_id = await asyncio.shield(started)
+    except asyncio.CancelledError:  # the episode is created all the same: store it aborted
+        await _record_abort(recorder, await started, CANCELLED)
+        raise
     try:
         await _play_and_record(game, match, recorder, episode_id, listener)
         changes = await recorder.rate(episode_id) if rate else []
@@ -99,9 +105,8 @@ async def _play_and_record(game: Game, match: Match, recorder: Recorder, episode
     try:
         await _play(game, match, recorder, episode_id, listener, unsaved)
     except asyncio.CancelledError:
-        reason = "cancelled: the arena stopped before the game ended"
-        game.abort(reason)
-        await asyncio.shield(_record_abort(recorder, episode_id, reason, unsaved))
+        game.abort(CANCELLED)
+        await asyncio.shield(_record_abort(recorder, episode_id, CANCELLED, unsaved))
         raise
     except StoreError as error:
         await _record_abort(recorder, episode_id, f"store error: {error}")

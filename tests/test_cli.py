@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,22 @@ def test_self_play_is_stored_but_unrated(db_url: str) -> None:
     result = arena("play", "TicTacToe-v0", "--agents", "random,random", "--games", "2", "--db", db_url)
     assert result.returncode == 0 and "self-play games are stored but not rated" in result.stdout
     assert json.loads(arena("leaderboard", "--json", "--db", db_url).stdout)[0]["games"] == 4
+
+
+def test_ctrl_c_stops_play_with_no_episode_left_running(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    proc = subprocess.Popen([ARENA, "play", "TicTacToe-v0", "--agents", "random,first", "--games", "1000000",
+                             "--db", url], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not (tmp_path / "arena.db").exists() or count(url, EpisodeRow) < 500):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the arena and its writer process
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    engine = create_engine(url)
+    with Session(engine) as session:
+        statuses = dict(session.execute(select(EpisodeRow.status, func.count()).group_by(EpisodeRow.status)).all())
+    engine.dispose()
+    assert "running" not in statuses and statuses["finished"] >= 500
+    assert statuses.get("aborted", 0) > 0, "the games in flight are stored aborted"

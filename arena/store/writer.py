@@ -20,6 +20,7 @@ import logging
 import os
 import pickle
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -156,7 +157,11 @@ class Writer:
 
 
 def _serve(url: str, conn: Connection, group_commit_s: float) -> None:
-    """Run batches until the parent says stop or goes away; reply to each batch after its commit."""
+    """Run batches until the parent says stop or goes away; reply to each batch after its commit.
+
+    Ctrl-C reaches the whole process group: the writer ignores it, so the parent can still commit
+    (games in flight stored as aborted) before it closes the writer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     engine = create(url)
     inbox: queue.Queue[list | None] = queue.Queue()
     threading.Thread(target=_read, args=(conn, inbox), daemon=True).start()  # the parent's sends never block
