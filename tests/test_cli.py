@@ -173,5 +173,5 @@ def test_ctrl_c_stops_play_with_no_episode_left_running(tmp_path: Path) -> None:
     with Session(engine) as session:
         statuses = dict(session.execute(select(EpisodeRow.status, func.count()).group_by(EpisodeRow.status)).all())
     engine.dispose()
-    assert "running" not in statuses and statuses["finished"] >= 500
-    assert statuses.get("aborted", 0) > 0, "the games in flight are stored aborted"
+    assert "running" not in statuses, "every episode ends finished or aborted"
+    assert statuses.get("finished", 0) > 0 and statuses.get("aborted", 0) > 0, "games in flight are stored aborted"
