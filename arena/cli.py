@@ -1,4 +1,4 @@
-"""The `arena` command line: play, leaderboard, games, db upgrade, ratings rebuild."""
+"""The `arena` command line: play, tournament, leaderboard, games, serve, connect, db upgrade, ratings rebuild."""
 
 from __future__ import annotations
 
@@ -8,12 +8,20 @@ import json
 import os
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict
+from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -23,8 +31,16 @@ from arena import ratings
 from arena.engine import InvalidMovePolicy
 from arena.play import AgentStartError, Arena, GameResult, schedule, start_agent
 from arena.protocol import GameStatus
+from arena.store import tournaments as tournament_store
 from arena.store.agents import AgentConflict
 from arena.store.database import StoreError, create, database_url, migrate, open_database
+from arena.store.tournaments import TournamentExists
+from arena.tournament import run as tournament_run
+from arena.tournament.config import TournamentConfig, make_config
+from arena.tournament.formats import Format, FormatError
+from arena.tournament.html import render_html
+from arena.tournament.report import TournamentReport, build_report, build_summary
+from arena.tournament.run import TournamentBusy, TournamentIncomplete, UnknownTournament, check_runner
 from games import catalog
 
 console = Console()
@@ -100,17 +116,55 @@ def build_parser() -> argparse.ArgumentParser:
     rate = commands.add_parser("ratings", help="rating maintenance")
     rate.add_argument("action", choices=["rebuild"])
     rate.add_argument("--db", help=db_help)
+    _tournament_parser(commands, db_help)
     return parser
+
+
+def _tournament_parser(commands, db_help: str) -> None:
+    """`arena tournament run|resume|report|list`."""
+    tournament = commands.add_parser("tournament", help="round-robin, Swiss and gauntlet tournaments")
+    actions = tournament.add_subparsers(dest="action", required=True)
+    run = actions.add_parser("run", help="schedule a tournament, store the schedule, and play it")
+    run.add_argument("--name", required=True)
+    run.add_argument("--envs", required=True, help="comma-separated env ids")
+    run.add_argument("--agents", required=True, help="comma-separated agent specs (a gauntlet's candidate first)")
+    run.add_argument("--format", choices=[f.value for f in Format], default=Format.ROUND_ROBIN.value)
+    run.add_argument("--games-per-pair", type=int, default=None,
+                     help="games per pairing and env: seeds x seatings (default: one seed in every seating)")
+    run.add_argument("--rounds", type=int, default=None, help="Swiss rounds (default ceil(log2 agents))")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", default=None, help="comma-separated seeds every pairing plays")
+    seeds.add_argument("--seed-count", type=int, default=None, help="draw this many seeds")
+    run.add_argument("--concurrency", type=int, default=256, help="games in flight at once (256)")
+    run.add_argument("--invalid-moves", type=_policy, default=InvalidMovePolicy(),
+                     metavar="POLICY", help="textarena (default), forfeit or retry:N")
+    run.add_argument("--move-timeout", type=float, default=60.0, help="seconds per move before forfeit")
+    run.add_argument("--server", default=None, help="ws://HOST:PORT: play as direct challenges on a running arena")
+    run.add_argument("--db", help=db_help)
+    resume = actions.add_parser("resume", help="play the games a stopped tournament is missing")
+    resume.add_argument("name")
+    resume.add_argument("--concurrency", type=int, default=256)
+    resume.add_argument("--force", action="store_true", help="resume although another host's process held it")
+    resume.add_argument("--db", help=db_help)
+    report = actions.add_parser("report", help="standings, Bradley–Terry intervals, head-to-head, conduct")
+    report.add_argument("name")
+    report.add_argument("--json", action="store_true")
+    report.add_argument("--html", default=None, metavar="PATH", help="write a self-contained HTML report")
+    report.add_argument("--db", help=db_help)
+    listing = actions.add_parser("list", help="stored tournaments")
+    listing.add_argument("--db", help=db_help)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `arena` console script."""
     args = build_parser().parse_args(argv)
     handler = {"play": cmd_play, "leaderboard": cmd_leaderboard, "games": cmd_games, "db": cmd_db,
-               "ratings": cmd_ratings, "serve": cmd_serve, "agents": cmd_agents, "connect": cmd_connect}[args.command]
+               "ratings": cmd_ratings, "serve": cmd_serve, "agents": cmd_agents, "connect": cmd_connect,
+               "tournament": cmd_tournament}[args.command]
     try:
         return handler(args)
-    except (UsageError, SpecError, StoreError, catalog.GameError, AgentConflict, AgentStartError) as error:
+    except (UsageError, SpecError, StoreError, catalog.GameError, AgentConflict, AgentStartError, FormatError,
+            TournamentExists, TournamentBusy, TournamentIncomplete, UnknownTournament) as error:
         print(f"arena: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -144,26 +198,27 @@ async def _play(args: argparse.Namespace, specs: Sequence[AgentSpec], built: dic
             async for result in arena.play(schedule(args.env_id, specs, args.games, seed, args.tag),
                                            args.concurrency):
                 results.append(result)
-                advance(result)
+                advance(1)
         standings = await asyncio.to_thread(arena.leaderboard, args.env_id, sorted(set(ids)),
                                             [r.episode_id for r in results])
     return results, standings
 
 
 class _ProgressBar:
-    """A rich progress bar on a terminal; nothing otherwise."""
+    """A rich progress bar with an ETA on a terminal; nothing otherwise. Entering gives `advance(n)`."""
 
     def __init__(self, total: int, label: str) -> None:
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console) if console.is_terminal else None
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                            console=console) if console.is_terminal else None
         self.total, self.label = total, label
 
-    def __enter__(self):
+    def __enter__(self) -> Callable[[int], None]:
         if self.bar is None:
-            return lambda _result: None
+            return lambda _n: None
         self.bar.start()
         task = self.bar.add_task(self.label, total=self.total)
-        return lambda _result: self.bar.advance(task)
+        return lambda n: self.bar.advance(task, n)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
@@ -326,3 +381,125 @@ def cmd_ratings(args: argparse.Namespace) -> int:
     print(f"{len(report.mismatches)} ratings differed from the log and were replaced")
     return 1
 
+
+
+# --- tournament -----------------------------------------------------------------------------
+
+
+def cmd_tournament(args: argparse.Namespace) -> int:
+    """Run, resume, report on or list tournaments."""
+    return {"run": _tournament_run, "resume": _tournament_resume, "report": _tournament_report,
+            "list": _tournament_list}[args.action](args)
+
+
+def _tournament_run(args: argparse.Namespace) -> int:
+    """Validate everything, store the schedule, play it, and print the standings."""
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    texts = [p.strip() for p in args.agents.split(",") if p.strip()]
+    built = {spec.name: build_agent(spec) for spec in parse_specs(args.agents)}  # bad specs fail here
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds is not None else None
+    except ValueError as error:
+        raise UsageError(f"--seeds takes comma-separated integers: {error}") from error
+    config = make_config(Format(args.format), [e.strip() for e in args.envs.split(",") if e.strip()], texts,
+                         args.games_per_pair, args.rounds, seeds, args.seed_count, args.move_timeout,
+                         str(args.invalid_moves))
+    if args.server:
+        from arena.tournament.remote import play_on_server
+
+        asyncio.run(play_on_server(args.server, args.name, config, database_url(args.db), args.concurrency,
+                                   _ProgressBar(config.total_games(), args.name)))
+    else:
+        asyncio.run(_play_tournament(database_url(args.db), args.name, config, built, args.concurrency, new=True))
+    return _tournament_report(argparse.Namespace(name=args.name, db=args.db, json=False, html=None))
+
+
+def _tournament_resume(args: argparse.Namespace) -> int:
+    """Play the games a stopped tournament is missing, then print the standings."""
+    engine = open_database(args.db)
+    with Session(engine) as session:
+        row = tournament_store.get_tournament(session, args.name)
+    engine.dispose()
+    if row is None:
+        raise UnknownTournament(f"no tournament named '{args.name}' in this database")
+    check_runner(row, args.force)
+    config = TournamentConfig.model_validate(row.config)
+    built = {spec.name: build_agent(spec) for spec in config.specs}
+    asyncio.run(_play_tournament(database_url(args.db), args.name, config, built, args.concurrency, new=False))
+    return _tournament_report(argparse.Namespace(name=args.name, db=args.db, json=False, html=None))
+
+
+async def _play_tournament(url: str, name: str, config: TournamentConfig, built: dict[str, Agent],
+                           concurrency: int, new: bool) -> None:
+    """Store a new tournament (or load a stored one) and play its missing games in-process."""
+    async with Arena(url, policy=config.policy, move_timeout=config.move_timeout) as arena:
+        if new:
+            await tournament_run.create(arena, name, config)
+        row, _ = await asyncio.to_thread(tournament_run.load, arena, name)
+        for spec in config.specs:
+            await arena.seat(spec, built[spec.name])
+        with _ProgressBar(config.total_games(), name) as advance:
+            await tournament_run.play(arena, row, config, concurrency, advance)
+
+
+def _tournament_report(args: argparse.Namespace) -> int:
+    """Print the report, as tables or JSON, and write the HTML file if asked."""
+    engine = open_database(args.db)
+    try:
+        with Session(engine) as session:
+            report = build_report(session, args.name)
+    finally:
+        engine.dispose()
+    if args.html:
+        Path(args.html).write_text(render_html(report), encoding="utf-8")
+    if args.json:
+        print(report.model_dump_json(indent=1))
+    else:
+        _print_report(report)
+        if args.html:
+            console.print(f"HTML report: {args.html}")
+    return 0
+
+
+def _print_report(report: TournamentReport) -> None:
+    console.print(f"Tournament {report.name} ({report.format}, {report.status}): {report.games_played} of "
+                  f"{report.games_scheduled} games played on {', '.join(report.envs)}"
+                  + (f"; {report.aborted_attempts} interrupted tries replayed" if report.aborted_attempts else ""))
+    bt = {s.agent: s for s in report.bradley_terry}
+    table = Table("#", "agent", "TrueSkill", "mu", "sigma", "games", "W", "D", "L", "Bradley–Terry", "95% interval",
+                  title="Standings (TrueSkill: mu - 3 sigma over the tournament's games, in schedule order)")
+    for rank, s in enumerate(report.trueskill, 1):
+        b = bt[s.agent]
+        table.add_row(str(rank), s.agent, f"{s.rating:.2f}", f"{s.mu:.2f}", f"{s.sigma:.2f}", str(s.games),
+                      str(s.wins), str(s.draws), str(s.losses), f"{b.rating:.0f}", f"{b.low:.0f} to {b.high:.0f}")
+    console.print(table)
+    pairs = Table("agent", "opponent", "games", "observed", "TrueSkill predicts", "Bradley–Terry predicts",
+                  title="Pairings: agent's score (draws half) and predicted win probability")
+    for p in report.predictions:
+        pairs.add_row(p.agent, p.opponent, str(p.games), f"{p.observed:.2f}", f"{p.trueskill:.2f}",
+                      f"{p.bradley_terry:.2f}")
+    console.print(pairs)
+    conduct = Table("agent", "moves", "invalid", "timeouts", "errors", "s/move", "tokens in", "tokens out",
+                    title="Conduct")
+    for c in report.conduct:
+        conduct.add_row(c.agent, str(c.moves), f"{c.invalid_moves} ({c.invalid_rate:.1%})",
+                        f"{c.timeouts} ({c.timeout_rate:.1%})", str(c.errors), f"{c.seconds_per_move:.3f}",
+                        str(c.prompt_tokens), str(c.completion_tokens))
+    console.print(conduct)
+
+
+def _tournament_list(args: argparse.Namespace) -> int:
+    """Print every stored tournament with its progress."""
+    engine = open_database(args.db)
+    try:
+        with Session(engine) as session:
+            rows = [(name, build_summary(session, name)) for name in tournament_store.tournament_names(session)]
+    finally:
+        engine.dispose()
+    table = Table("name", "format", "status", "games", "envs", "agents")
+    for name, (fmt, status, played, total, envs, agents) in rows:
+        table.add_row(name, fmt, status, f"{played}/{total}", ", ".join(envs), ", ".join(agents))
+    console.print(table if rows else "no tournaments yet: try `arena tournament run --name demo "
+                  "--envs TicTacToe-v0 --agents random,first`")
+    return 0

@@ -48,12 +48,14 @@ class AgentStartError(Exception):
 
 @dataclass(frozen=True)
 class GameSpec:
-    """One game of a schedule: the env, its seed, who sits where (in seat order), and tags to store."""
+    """One game of a schedule: the env, its seed, who sits where (in seat order), tags to store, and the
+    stored tournament game it plays, if any."""
 
     env_id: str
     seed: int
     seats: Sequence[SeatLike]
     tags: Sequence[str] = ()
+    tournament_game_id: int | None = None
 
 
 @dataclass
@@ -210,7 +212,7 @@ class Arena:
             for index in todo:
                 spec = specs[index]
                 match = Match(spec.env_id, spec.seed, seats[index], self.policy, self.move_timeout, spec.tags,
-                              self.max_turns)
+                              self.max_turns, spec.tournament_game_id)
                 played = await play_match(match, self._recorder, rate=False)
                 release(GameResult(index, played.episode_id, spec.env_id, spec.seed,
                                    [s.agent.name for s in seats[index]], played.outcome, played.turns, []))

@@ -31,10 +31,11 @@ class Recorder:
         """Ids for (name, kind, spec) triples, creating agents that are new."""
         return await self.writer.run(agents.ensure_agents, list(specs))
 
-    def start(self, game: Game, agent_ids: Sequence[int], tags: Sequence[str] = ()) -> asyncio.Future[int]:
+    def start(self, game: Game, agent_ids: Sequence[int], tags: Sequence[str] = (),
+              tournament_game_id: int | None = None) -> asyncio.Future[int]:
         """Insert the episode as running; resolves with its id."""
         return self.writer.submit(episodes.create_episode, game.env_id, game.seed, list(agent_ids),
-                                  str(game.policy), list(tags))
+                                  str(game.policy), list(tags), tournament_game_id)
 
     def add_turns(self, episode_id: int, turns: Sequence[Turn]) -> asyncio.Future[None]:
         """Insert turn rows (captured now); the future resolves once they are committed."""

@@ -43,6 +43,7 @@ class Match:
     move_timeout: float | None = 60.0
     tags: Sequence[str] = ()
     max_turns: int = DEFAULT_MAX_TURNS
+    tournament_game_id: int | None = None  # the scheduled tournament game this match plays
 
 
 class MatchListener:
@@ -82,7 +83,7 @@ async def play_match(match: Match, recorder: Recorder, listener: MatchListener |
     """Play one game to the end, recording every turn; `rate` applies its ratings at once (finishing order)."""
     game = Game(match.env_id, len(match.seats), match.seed, match.policy, match.move_timeout, match.max_turns,
                 guard=time_limit)
-    started = recorder.start(game, [s.agent_id for s in match.seats], match.tags)
+    started = recorder.start(game, [s.agent_id for s in match.seats], match.tags, match.tournament_game_id)
     try:
         episode_id = await asyncio.shield(started)
     except asyncio.CancelledError:  # the episode is created all the same: store it aborted

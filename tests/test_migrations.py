@@ -11,7 +11,8 @@ from sqlalchemy import inspect
 from arena.store.database import alembic_config, open_database
 from arena.store.models import Base
 
-TABLES = {"agents", "episodes", "episode_seats", "turns", "ratings", "rating_history", "alembic_version"}
+TABLES = {"agents", "episodes", "episode_seats", "turns", "ratings", "rating_history", "alembic_version", "tournaments",
+          "tournament_games"}
 
 
 def test_upgrade_head_builds_the_schema_from_an_empty_database(db_url: str) -> None:

@@ -16,10 +16,10 @@ from arena.engine import Turn
 from arena.recorder import turn_row
 from arena.store import agents, episodes
 from arena.store.database import StoreError, alembic_config, create, open_database
-from arena.store.models import AgentRow
+from arena.store.models import AgentRow, Base
 from arena.store.writer import Writer, WriterStopped
 
-TABLES = {"agents", "episodes", "episode_seats", "turns", "ratings", "rating_history", "alembic_version"}
+TABLES = set(Base.metadata.tables) | {"alembic_version"}
 
 
 def test_migrations_downgrade_and_upgrade_again(engine) -> None:

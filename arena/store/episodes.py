@@ -29,20 +29,20 @@ def create_episodes(session: Session, calls: Sequence[tuple]) -> list[int]:
     connection, now = session.connection(), utcnow()
     ids = list(connection.execute(_NEW_EPISODE, [
         {"env_id": env_id, "seed": seed, "num_players": len(agent_ids), "status": GameStatus.RUNNING,
-         "invalid_policy": policy, "tags": list(tags), "started_at": now}
-        for env_id, seed, agent_ids, policy, tags in calls]).scalars())
+         "invalid_policy": policy, "tags": list(tags), "tournament_game_id": slot, "started_at": now}
+        for env_id, seed, agent_ids, policy, tags, slot in calls]).scalars())
     connection.execute(_NEW_SEATS, [
         {"episode_id": episode_id, "seat": seat, "agent_id": agent_id, "invalid_moves": 0}
-        for episode_id, (_, _, agent_ids, _, _) in zip(ids, calls, strict=True)
+        for episode_id, (_, _, agent_ids, _, _, _) in zip(ids, calls, strict=True)
         for seat, agent_id in enumerate(agent_ids)])
     return ids
 
 
 @batched(create_episodes)
 def create_episode(session: Session, env_id: str, seed: int, agent_ids: Sequence[int],
-                   invalid_policy: str, tags: Sequence[str] = ()) -> int:
-    """Insert a running episode with its seats; returns its id."""
-    return create_episodes(session, [(env_id, seed, agent_ids, invalid_policy, tags)])[0]
+                   invalid_policy: str, tags: Sequence[str] = (), tournament_game_id: int | None = None) -> int:
+    """Insert a running episode with its seats (and the scheduled tournament game it plays); returns its id."""
+    return create_episodes(session, [(env_id, seed, agent_ids, invalid_policy, tags, tournament_game_id)])[0]
 
 
 def add_turns_many(session: Session, calls: Sequence[tuple]) -> list[None]:

@@ -1,4 +1,4 @@
-"""Database tables: agents, episodes and their seats, turns, ratings and rating history."""
+"""Database tables: agents, episodes and their seats, turns, ratings, rating history and tournaments."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -59,7 +61,13 @@ class EpisodeRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     rating_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)  # rating order
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tournament_game_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tournament_games.id", ondelete="SET NULL"), nullable=True, index=True)
     seats: Mapped[list[SeatRow]] = relationship(order_by="SeatRow.seat", back_populates="episode")
+    __table_args__ = (  # a scheduled game is finished by one episode at most, however often it was tried
+        Index("uq_episodes_finished_tournament_game", "tournament_game_id", unique=True,
+              sqlite_where=text("status = 'finished'"), postgresql_where=text("status = 'finished'")),
+    )
 
 
 class SeatRow(Base):
@@ -118,3 +126,31 @@ class RatingHistoryRow(Base):
     sigma_before: Mapped[float] = mapped_column(Float)
     mu_after: Mapped[float] = mapped_column(Float)
     sigma_after: Mapped[float] = mapped_column(Float)
+
+
+class TournamentRow(Base):
+    """A tournament: its name, format and settings, and whether it is still being played."""
+
+    __tablename__ = "tournaments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    format: Mapped[str] = mapped_column(String(20))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    runner: Mapped[str | None] = mapped_column(String(300), nullable=True)  # host:pid of the process playing it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class TournamentGameRow(Base):
+    """One scheduled game of a tournament, stored before it is played; an episode that finishes it links here."""
+
+    __tablename__ = "tournament_games"
+    __table_args__ = (UniqueConstraint("tournament_id", "idx"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tournament_id: Mapped[int] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)  # place in the schedule: ratings are applied in this order
+    round: Mapped[int] = mapped_column(Integer)
+    env_id: Mapped[str] = mapped_column(String(200))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    seats: Mapped[list[str]] = mapped_column(JSON)  # agent names in seat order

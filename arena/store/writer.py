@@ -15,6 +15,7 @@ an episode, the rating of a finished game) must be submitted after the other's f
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import os
@@ -215,11 +216,19 @@ def _commit(engine, batch: list) -> list[tuple[int, bool, Any]]:
         with Session(engine, expire_on_commit=False) as session, session.begin():
             for fn, calls in groups.items():
                 many = _MANY.get(fn)
-                results = many(session, [args for _, args in calls]) if many else [fn(session, *a) for _, a in calls]
+                results = (many(session, [_with_defaults(fn, args) for _, args in calls]) if many
+                           else [fn(session, *a) for _, a in calls])
                 replies += [_reply(op_id, result) for (op_id, _), result in zip(calls, results, strict=True)]
     except Exception:  # noqa: BLE001 - retried one by one below
         return [_commit_one(engine, op) for op in batch]
     return replies
+
+
+def _with_defaults(fn: Callable, args: tuple) -> tuple:
+    """A call's arguments with the defaults it left out filled in, so a many-at-once form sees every one."""
+    bound = inspect.signature(fn).bind(None, *args)
+    bound.apply_defaults()
+    return bound.args[1:]
 
 
 def _commit_one(engine, op: tuple) -> tuple[int, bool, Any]:
@@ -228,7 +237,8 @@ def _commit_one(engine, op: tuple) -> tuple[int, bool, Any]:
         with Session(engine, expire_on_commit=False) as session, session.begin():
             result = fn(session, *args)
     except Exception as error:  # noqa: BLE001 - handed to whoever waits on the operation
-        log.warning("database write %s failed: %s", getattr(fn, "__name__", fn), error)
+        if not type(error).__module__.startswith("arena."):  # the arena's own errors are its callers' to report
+            log.warning("database write %s failed: %s", getattr(fn, "__name__", fn), error)
         return op_id, False, _picklable_error(error)
     return _reply(op_id, result)
 
