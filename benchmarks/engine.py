@@ -26,7 +26,7 @@ import textarena as ta
 from sqlalchemy import func, select
 
 from agents.baseline import candidate_moves
-from arena.play import Arena, schedule
+from arena.play import Arena, GameSpec, schedule
 from arena.store.models import EpisodeRow, TurnRow
 
 ENV_ID = "TicTacToe-v0"
@@ -48,13 +48,12 @@ def bare_loop(seeds: range) -> float:
     return len(seeds) / (time.perf_counter() - started)
 
 
-async def arena_run(url: str, seeds: range, concurrency: int) -> tuple[float, int, int, int]:
-    """Play the same seeds through the library API into `url`; (games/s, turns played, turns stored, episodes)."""
+async def arena_run(url: str, games: list[GameSpec], concurrency: int) -> tuple[float, int, int, int]:
+    """Play a schedule through the library API into `url`; (games/s, turns played, turns stored, episodes)."""
     async with Arena(url) as arena:
-        games = schedule(ENV_ID, ["random", "first"], len(seeds), seeds.start)
         started = time.perf_counter()
         results = await arena.play_all(games, concurrency)
-        rate = len(seeds) / (time.perf_counter() - started)
+        rate = len(games) / (time.perf_counter() - started)
         stored, episodes = arena.read(lambda s: (s.scalar(select(func.count()).select_from(TurnRow)),
                                                  s.scalar(select(func.count()).select_from(EpisodeRow))))
     return rate, sum(r.turns for r in results), stored, episodes
@@ -72,7 +71,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="arena-bench-") as tmp:
         url = args.db or f"sqlite:///{Path(tmp) / 'arena.db'}"
         bare_before = bare_loop(seeds)
-        arena, played, stored, episodes = asyncio.run(arena_run(url, seeds, args.concurrency))
+        games = schedule(ENV_ID, ["random", "first"], len(seeds), seeds.start)
+        arena, played, stored, episodes = asyncio.run(arena_run(url, games, args.concurrency))
         bare_after = bare_loop(seeds)
     bare = (bare_before + bare_after) / 2
     backend = url.split(":", 1)[0]

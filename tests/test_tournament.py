@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import DBAPIError
@@ -239,3 +240,19 @@ def test_a_tournament_killed_with_sigkill_resumes_to_exactly_the_missing_games(t
     for part in ("trueskill", "bradley_terry", "head_to_head", "predictions", "per_env", "games_played"):
         assert mine[part] == theirs[part], part
     assert mine["aborted_attempts"] == killed["running"] and theirs["aborted_attempts"] == 0
+
+
+def test_the_api_serves_the_same_report_as_the_command_line(db_url: str, server) -> None:
+    assert arena("tournament", "run", "--name", "cup", "--envs", "TicTacToe-v0", "--agents", "random,first,c=random",
+                 "--games-per-pair", "4", "--db", db_url).returncode == 0
+    srv = server()
+    report = srv.get("/api/tournaments/cup")
+    assert report == json.loads(arena("tournament", "report", "cup", "--json", "--db", db_url).stdout)
+    assert report["games_played"] == 12 and {s["agent"] for s in report["bradley_terry"]} == {"random", "first", "c"}
+    [entry] = srv.get("/api/tournaments")
+    assert (entry["name"], entry["status"], entry["games_played"], entry["games_scheduled"]) == ("cup", "finished",
+                                                                                                  12, 12)
+    page = httpx.get(srv.url + "/tournaments/cup", timeout=30)
+    assert page.status_code == 200 and "<svg" in page.text and "Tournament cup" in page.text
+    missing = httpx.get(srv.url + "/api/tournaments/nope", timeout=30)
+    assert missing.status_code == 404 and "no tournament named 'nope'" in missing.json()["detail"]

@@ -1,4 +1,5 @@
-"""The HTTP API: health, catalog, leaderboard, episodes and live games (JSON, typed for OpenAPI), metrics."""
+"""The HTTP API: health, catalog, leaderboard, episodes, tournaments and live games (JSON, typed for OpenAPI),
+metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -15,7 +17,11 @@ from arena import ratings
 from arena.play import Arena
 from arena.protocol import GameResult, GameStatus
 from arena.store import episodes
+from arena.store import tournaments as tournament_store
 from arena.store.models import EpisodeRow
+from arena.tournament.html import render_html
+from arena.tournament.report import TournamentReport, build_report, build_summary
+from arena.tournament.run import UnknownTournament
 from games import catalog
 
 router = APIRouter()
@@ -150,6 +156,43 @@ def _detail(session: Session, episode_id: int) -> EpisodeDetail | None:
                       invalid=t.invalid, invalid_reason=t.invalid_reason, elapsed=t.elapsed, error=t.error,
                       info=t.info or {}) for t in episodes.episode_turns(session, episode_id)]
     return EpisodeDetail(**_summary(row).model_dump(), turns=turns)
+
+
+class TournamentEntry(BaseModel):
+    """A stored tournament and how far it got."""
+
+    name: str
+    format: str
+    status: str
+    games_played: int
+    games_scheduled: int
+    envs: list[str]
+    agents: list[str]
+
+
+@router.get("/api/tournaments")
+def tournaments(request: Request) -> list[TournamentEntry]:
+    """Every stored tournament, oldest first."""
+    return _arena(request).read(lambda session: [
+        TournamentEntry(name=name, format=fmt, status=status, games_played=played, games_scheduled=total,
+                        envs=envs, agents=agents)
+        for name in tournament_store.tournament_names(session)
+        for fmt, status, played, total, envs, agents in [build_summary(session, name)]])
+
+
+@router.get("/api/tournaments/{name}")
+def tournament(request: Request, name: str) -> TournamentReport:
+    """A tournament's report: the same numbers as `arena tournament report NAME --json`."""
+    try:
+        return _arena(request).read(partial(build_report, name=name))
+    except UnknownTournament as error:
+        raise HTTPException(404, str(error)) from error
+
+
+@router.get("/tournaments/{name}", response_class=HTMLResponse)
+def tournament_page(request: Request, name: str) -> HTMLResponse:
+    """A tournament's report as the self-contained HTML page `--html` writes."""
+    return HTMLResponse(render_html(tournament(request, name)))
 
 
 @router.get("/api/live")
