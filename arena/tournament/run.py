@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 
 from arena.play import Arena, GameSpec
@@ -73,20 +73,28 @@ def check_runner(row: TournamentRow, force: bool = False) -> None:
                              "resume it there, or pass --force if that process is gone")
 
 
+PlayGames = Callable[[list[GameSpec], Callable[[int], None]], Awaitable[None]]
+
+
 async def play(arena: Arena, row: TournamentRow, config: TournamentConfig, concurrency: int,
-               advance: Callable[[int], None] = lambda _n: None) -> None:
+               advance: Callable[[int], None] = lambda _n: None, play_games: PlayGames | None = None) -> None:
     """Play every missing game in schedule order (round by round for Swiss), then mark the tournament
-    finished; `advance(n)` hears of games done (those done before first)."""
+    finished; `advance(n)` hears of games done (those done before first). `play_games` plays a list of
+    games (default: in this process, through `arena`)."""
     await arena.writer.run(store.claim, row.id, runner_id())
     specs = {spec.name: spec for spec in config.specs}
+
+    async def in_process(todo: list[GameSpec], done: Callable[[int], None]) -> None:
+        async for _result in arena.play(todo, concurrency):
+            done(1)
+
     try:
         games = await _schedule(arena, row.id)
         advance(sum(g.episode_id is not None for g in games))
         while True:
             missing = [g for g in games if g.episode_id is None]
             todo = [GameSpec(g.env_id, g.seed, [specs[n] for n in g.seats], [tag(row.name)], g.id) for g in missing]
-            async for _result in arena.play(todo, concurrency):
-                advance(1)
+            await (play_games or in_process)(todo, advance)
             games = await _schedule(arena, row.id)
             _check_complete(row.name, games)
             if not await _schedule_next_round(arena, row.id, config, games):
