@@ -195,3 +195,9 @@ def leaderboard(session: Session, env_id: str | None = None, agent_ids: Sequence
         standings.append(Standing(names[agent_id], mu - 3 * sigma, mu, sigma, t["games"], t["win"], t["draw"],
                                   t["loss"], t["invalid"]))
     return sorted(standings, key=lambda s: (-s.rating, s.agent))
+
+
+def win_probability(first: trueskill.Rating, second: trueskill.Rating) -> float:
+    """TrueSkill's chance that `first` beats `second` (draws split evenly): Phi(dmu / sqrt(2 beta^2 + s1^2 + s2^2))."""
+    spread = math.sqrt(2 * TRUESKILL.beta**2 + first.sigma**2 + second.sigma**2)
+    return TRUESKILL.cdf((first.mu - second.mu) / spread)
