@@ -39,6 +39,7 @@ from arena.tournament import run as tournament_run
 from arena.tournament.config import TournamentConfig, make_config
 from arena.tournament.formats import Format, FormatError
 from arena.tournament.html import render_html
+from arena.tournament.remote import TournamentServerError, play_on_server
 from arena.tournament.report import TournamentReport, build_report, build_summary
 from arena.tournament.run import TournamentBusy, TournamentIncomplete, UnknownTournament, check_runner
 from games import catalog
@@ -127,7 +128,8 @@ def _tournament_parser(commands, db_help: str) -> None:
     run = actions.add_parser("run", help="schedule a tournament, store the schedule, and play it")
     run.add_argument("--name", required=True)
     run.add_argument("--envs", required=True, help="comma-separated env ids")
-    run.add_argument("--agents", required=True, help="comma-separated agent specs (a gauntlet's candidate first)")
+    run.add_argument("--agents", required=True, help="comma-separated agent specs (a gauntlet's candidate first); "
+                     "with --server, the names of agents connected to it")
     run.add_argument("--format", choices=[f.value for f in Format], default=Format.ROUND_ROBIN.value)
     run.add_argument("--games-per-pair", type=int, default=None,
                      help="games per pairing and env: seeds x seatings (default: one seed in every seating)")
@@ -136,15 +138,22 @@ def _tournament_parser(commands, db_help: str) -> None:
     seeds.add_argument("--seeds", default=None, help="comma-separated seeds every pairing plays")
     seeds.add_argument("--seed-count", type=int, default=None, help="draw this many seeds")
     run.add_argument("--concurrency", type=int, default=256, help="games in flight at once (256)")
-    run.add_argument("--invalid-moves", type=_policy, default=InvalidMovePolicy(),
-                     metavar="POLICY", help="textarena (default), forfeit or retry:N")
-    run.add_argument("--move-timeout", type=float, default=60.0, help="seconds per move before forfeit")
-    run.add_argument("--server", default=None, help="ws://HOST:PORT: play as direct challenges on a running arena")
+    run.add_argument("--invalid-moves", type=_policy, default=None,
+                     metavar="POLICY", help="textarena (default), forfeit or retry:N (not with --server)")
+    run.add_argument("--move-timeout", type=float, default=None,
+                     help="seconds per move before forfeit (60; not with --server)")
+    server_help = ("ws://HOST:PORT: play every game as a direct challenge to agents connected to that arena; "
+                   "--db must be the server's database (the server stores the games, this process the schedule)")
+    run.add_argument("--server", default=None, help=server_help)
+    run.add_argument("--token", default=None, help="with --server: the organizer's agent token (or $ARENA_TOKEN)")
     run.add_argument("--db", help=db_help)
     resume = actions.add_parser("resume", help="play the games a stopped tournament is missing")
     resume.add_argument("name")
     resume.add_argument("--concurrency", type=int, default=256)
     resume.add_argument("--force", action="store_true", help="resume although another host's process held it")
+    resume.add_argument("--server", default=None, help="a tournament played on a server: its URL now (default: "
+                        "the one it was run with)")
+    resume.add_argument("--token", default=None, help="with a server: the organizer's agent token (or $ARENA_TOKEN)")
     resume.add_argument("--db", help=db_help)
     report = actions.add_parser("report", help="standings, Bradley–Terry intervals, head-to-head, conduct")
     report.add_argument("name")
@@ -164,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (UsageError, SpecError, StoreError, catalog.GameError, AgentConflict, AgentStartError, FormatError,
-            TournamentExists, TournamentBusy, TournamentIncomplete, UnknownTournament) as error:
+            TournamentExists, TournamentBusy, TournamentIncomplete, UnknownTournament, TournamentServerError) as error:
         print(f"arena: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -396,20 +405,24 @@ def _tournament_run(args: argparse.Namespace) -> int:
     """Validate everything, store the schedule, play it, and print the standings."""
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    if args.server and (args.move_timeout is not None or args.invalid_moves is not None):
+        raise UsageError("with --server the server's move timeout and invalid-move policy apply "
+                         "(`arena serve --move-timeout`): drop --move-timeout and --invalid-moves")
+    token = _server_token(args) if args.server else None
     texts = [p.strip() for p in args.agents.split(",") if p.strip()]
-    built = {spec.name: build_agent(spec) for spec in parse_specs(args.agents)}  # bad specs fail here
+    # bad specs fail here; on a server the agents are names, checked there before anything is stored
+    built = {} if args.server else {spec.name: build_agent(spec) for spec in parse_specs(args.agents)}
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds is not None else None
     except ValueError as error:
         raise UsageError(f"--seeds takes comma-separated integers: {error}") from error
     config = make_config(Format(args.format), [e.strip() for e in args.envs.split(",") if e.strip()], texts,
-                         args.games_per_pair, args.rounds, seeds, args.seed_count, args.move_timeout,
-                         str(args.invalid_moves))
+                         args.games_per_pair, args.rounds, seeds, args.seed_count,
+                         60.0 if args.move_timeout is None else args.move_timeout,
+                         str(args.invalid_moves or InvalidMovePolicy()), server=args.server)
     if args.server:
-        from arena.tournament.remote import play_on_server
-
-        asyncio.run(play_on_server(args.server, args.name, config, database_url(args.db), args.concurrency,
-                                   _ProgressBar(config.total_games(), args.name)))
+        asyncio.run(play_on_server(args.server, token, args.name, config, database_url(args.db), args.concurrency,
+                                   _ProgressBar(config.total_games(), args.name), new=True))
     else:
         asyncio.run(_play_tournament(database_url(args.db), args.name, config, built, args.concurrency, new=True))
     return _tournament_report(argparse.Namespace(name=args.name, db=args.db, json=False, html=None))
@@ -425,9 +438,26 @@ def _tournament_resume(args: argparse.Namespace) -> int:
         raise UnknownTournament(f"no tournament named '{args.name}' in this database")
     check_runner(row, args.force)
     config = TournamentConfig.model_validate(row.config)
-    built = {spec.name: build_agent(spec) for spec in config.specs}
-    asyncio.run(_play_tournament(database_url(args.db), args.name, config, built, args.concurrency, new=False))
+    if args.server and not config.server:
+        raise UsageError(f"tournament '{args.name}' plays agent specs in this process; only a tournament run "
+                         "with --server resumes on a server")
+    if config.server:
+        asyncio.run(play_on_server(args.server or config.server, _server_token(args), args.name, config,
+                                   database_url(args.db), args.concurrency,
+                                   _ProgressBar(config.total_games(), args.name), new=False))
+    else:
+        built = {spec.name: build_agent(spec) for spec in config.specs}
+        asyncio.run(_play_tournament(database_url(args.db), args.name, config, built, args.concurrency, new=False))
     return _tournament_report(argparse.Namespace(name=args.name, db=args.db, json=False, html=None))
+
+
+def _server_token(args: argparse.Namespace) -> str:
+    """The organizer's token for a tournament on a server: --token, else $ARENA_TOKEN."""
+    token = args.token or os.environ.get("ARENA_TOKEN")
+    if not token:
+        raise UsageError("a tournament on a server needs --token (an agent of its own, not a player: "
+                         "`arena agents create organizer`)")
+    return token
 
 
 async def _play_tournament(url: str, name: str, config: TournamentConfig, built: dict[str, Agent],

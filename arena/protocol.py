@@ -62,6 +62,10 @@ class ErrorCode(StrEnum):
     NOT_YOUR_GAME = "not_your_game"
     NOT_YOUR_TURN = "not_your_turn"
     STALE_TURN = "stale_turn"
+    AGENT_NOT_CONNECTED = "agent_not_connected"
+    CHALLENGER_SEATED = "challenger_seated"
+    WRONG_SEAT_COUNT = "wrong_seat_count"
+    BAD_TOURNAMENT_GAME = "bad_tournament_game"
 
 
 # Codes that retrying, reconnecting or re-queueing cannot fix: a client gives up on them.
@@ -132,7 +136,21 @@ class Ping(Message):
     data: Any = None
 
 
-ClientMessage = Annotated[Hello | Queue | Action | Resume | Spectate | Leave | Ping, Field(discriminator="type")]
+class Challenge(Message):
+    """Start a game with exactly these agents (names, in seat order) and seed, once each of them is idle and
+    queued for `env_id`; `ref` (the challenger's own number) comes back in its answers."""
+
+    type: Literal["challenge"] = "challenge"
+    ref: int
+    env_id: str
+    seed: int = Field(ge=0, lt=2**63)
+    seats: list[str] = Field(min_length=1, max_length=16)
+    tags: list[str] = Field(default_factory=list, max_length=16)
+    tournament_game_id: int | None = None
+
+
+ClientMessage = Annotated[Hello | Queue | Action | Resume | Spectate | Leave | Ping | Challenge,
+                          Field(discriminator="type")]
 CLIENT_MESSAGE = TypeAdapter(ClientMessage)
 
 
@@ -219,12 +237,32 @@ class GameOver(Message):
     rating_change: float | None = None
 
 
+class ChallengeStarted(Message):
+    """Your challenge `ref` is being played as game `game_id`."""
+
+    type: Literal["challenge_started"] = "challenge_started"
+    ref: int
+    game_id: int
+
+
+class ChallengeOver(Message):
+    """Your challenge `ref` ended: committed to the database before this is sent (rewards by seat)."""
+
+    type: Literal["challenge_over"] = "challenge_over"
+    ref: int
+    game_id: int
+    status: GameStatus
+    rewards: dict[int, float]
+    reason: str | None = None
+
+
 class Error(Message):
-    """Something was refused: a stable `code` and a human `message`."""
+    """Something was refused: a stable `code`, a human `message`, and the `ref` of the challenge it answers."""
 
     type: Literal["error"] = "error"
     code: ErrorCode
     message: str
+    ref: int | None = None
 
 
 class Pong(Message):
@@ -242,10 +280,21 @@ class Shutdown(Message):
 
 
 ServerMessage = Annotated[
-    Welcome | Queued | MatchFound | Turn | Ack | Event | GameOver | Error | Pong | Shutdown,
+    Welcome | Queued | MatchFound | Turn | Ack | Event | GameOver | ChallengeStarted | ChallengeOver | Error | Pong
+    | Shutdown,
     Field(discriminator="type"),
 ]
 SERVER_MESSAGE = TypeAdapter(ServerMessage)
+
+
+# --- HTTP answers that clients read ---------------------------------------------------------------
+
+
+class OnlineAgents(BaseModel):
+    """`GET /api/online`: the agents a `challenge` may seat now: connected players and house agents, by name."""
+
+    connected: list[str]
+    house: list[str]
 
 
 class ProtocolError(Exception):
@@ -272,6 +321,6 @@ def _explain(error: ValidationError) -> Message:
         raise ProtocolError(ErrorCode.MALFORMED_JSON, f"not valid JSON: {first['msg']}")
     if first["type"] in ("union_tag_invalid", "union_tag_not_found", "model_type"):
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "'type' must be one of: hello, queue, action, resume, spectate, "
-                                            "leave, ping")
+                                            "leave, ping, challenge")
     where = ".".join(str(p) for p in first["loc"][1:]) or "message"
     raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{where}: {first['msg']}")

@@ -122,11 +122,12 @@ class Connection:
         return self._window_count > self.hub.settings.max_messages_per_second
 
     async def _handle(self, text: str, arrived: float) -> None:
+        message = None
         try:
             message = protocol.parse_client(text)
             reply = await self._dispatch(message, arrived)
-        except (protocol.ProtocolError, HubError) as error:
-            reply = protocol.Error(code=error.code, message=str(error))
+        except (protocol.ProtocolError, HubError) as error:  # a refused challenge is named by its `ref`
+            reply = protocol.Error(code=error.code, message=str(error), ref=getattr(message, "ref", None))
         if reply is not None:
             self.send(reply)
 
@@ -147,6 +148,8 @@ class Connection:
                 self.hub.resume(self._identified(), game_id)
             case protocol.Leave():
                 self.hub.leave(self._identified())
+            case protocol.Challenge():
+                await self.hub.challenge(self._identified(), message)  # challenge_started follows
             case _:
                 kind = getattr(message, "type", type(message).__name__)
                 raise HubError(ErrorCode.UNKNOWN_TYPE, f"the server does not take '{kind}' messages")

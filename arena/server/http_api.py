@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from arena import ratings
 from arena.play import Arena
-from arena.protocol import GameResult, GameStatus
+from arena.protocol import GameResult, GameStatus, OnlineAgents
 from arena.store import episodes
 from arena.store import tournaments as tournament_store
 from arena.store.models import EpisodeRow
@@ -123,6 +123,13 @@ def games() -> list[GameEntry]:
 def house(request: Request) -> list[HouseAgent]:
     """The house agents of this server."""
     return [HouseAgent(name=seat.agent.name) for seat in request.app.state.hub.house]
+
+
+@router.get("/api/online")
+def online(request: Request) -> OnlineAgents:
+    """The agents connected now and the house agents, by name: those a `challenge` may seat."""
+    hub = request.app.state.hub
+    return OnlineAgents(connected=sorted(hub.online()), house=[seat.agent.name for seat in hub.house])
 
 
 @router.get("/api/leaderboard")

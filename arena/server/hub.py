@@ -14,7 +14,7 @@ from arena import protocol
 from arena.engine import Event, Game, GameOver, Message, MessagesDelivered, Outcome, PublicMessages, TurnRecorded
 from arena.play import Arena
 from arena.runner import Match, MatchListener, MatchResult, Seat
-from arena.server.matchmaking import Pairing, Ticket, find_matches
+from arena.server.matchmaking import Pairing, Ticket, WaitingChallenge, find_matches, start_challenges
 from arena.server.metrics import ServerMetrics
 from arena.server.players import HouseOutbox, Outbox, Player, RemoteSeat
 from arena.server.settings import ServerSettings
@@ -22,7 +22,7 @@ from arena.store import agents as agent_store
 from arena.store import episodes
 from arena.store import ratings as rating_rows
 from arena.store.database import StoreError
-from arena.store.models import OVERALL
+from arena.store.models import OVERALL, TournamentGameRow
 from games import catalog
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class LiveGame:
     game: Game | None = None  # read only for how a game that failed to be stored ended
     spectators: set[Outbox] = field(default_factory=set)
     task: asyncio.Task | None = None
+    challenge: WaitingChallenge | None = None  # the challenge this game plays, if any
 
     def seated(self) -> dict[int, Player]:
         """Who sits in each seat now (a resumed seat's new connection)."""
@@ -76,6 +77,8 @@ class Hub:
         self.house: list[Seat] = []
         self._house_players: dict[str, Player] = {}  # house agent name -> its player (a HouseOutbox)
         self.tickets: dict[Player, Ticket] = {}  # waiting players, in the order they queued
+        self.challenges: list[WaitingChallenge] = []  # in the order received
+        self._online: set[Player] = set()  # identified players with a connection
         self._waiting: Counter[str] = Counter()  # env id -> tickets waiting for it
         self.live: dict[int, LiveGame] = {}
         self.accepting = True
@@ -115,7 +118,10 @@ class Hub:
         notice = protocol.Shutdown(message="the server is shutting down; games in progress are aborted")
         for ticket in self.tickets.values():
             ticket.player.send(notice)
+        for challenger in {c.challenger for c in self.challenges}:
+            challenger.send(notice)
         self.tickets.clear()
+        self.challenges.clear()
         self._waiting.clear()
         games = list(self.live.values()) + list(self._pending.values())
         for live in games:
@@ -133,7 +139,7 @@ class Hub:
             row = await asyncio.to_thread(self.arena.read, partial(agent_store.by_token, token=hello.token))
             if row is None:
                 raise HubError(ErrorCode.BAD_TOKEN, "unknown token: create one with `arena agents create NAME`")
-            return Player(row.id, row.name, row.kind), None
+            return self._connected(Player(row.id, row.name, row.kind)), None
         if hello.guest:
             name = f"guest:{hello.guest}"
             try:
@@ -143,7 +149,7 @@ class Hub:
                                                      "or sign in with its token") from error
             row = await asyncio.to_thread(self.arena.read, partial(agent_store.by_token, token=token))
             self._known_ratings[row.id] = {}  # a new agent has no ratings yet
-            return Player(row.id, row.name, row.kind), token
+            return self._connected(Player(row.id, row.name, row.kind)), token
         raise HubError(ErrorCode.MISSING_TOKEN, "hello needs a token (agents) or a guest name (people)")
 
     async def enqueue(self, player: Player, request: protocol.Queue) -> protocol.Queued:
@@ -151,18 +157,45 @@ class Hub:
         if not self.accepting:
             raise HubError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
         envs = list(dict.fromkeys(request.envs))
-        warm = self._warmup is not None and self._warmup.done() and not self._warmup.exception()
-        infos = [self._playable(env_id) if warm else await asyncio.to_thread(self._playable, env_id)
-                 for env_id in envs]  # once the catalog is loaded, lookups are in memory
+        infos = [await self._info(env_id) for env_id in envs]
         known = await self._ratings(player.agent_id)
         ratings = {env_id: known[env_id] for env_id in [*envs, OVERALL] if env_id in known}
         self.leave(player)
+        self._connected(player)
         ticket = Ticket(player, envs, {i.env_id: _seats_needed(i) for i in infos},
                         request.opponent, request.self_play, time.monotonic(), ratings, time.monotonic())
         self.tickets[player] = ticket
         self._waiting.update(envs)
         self.wake()
         return protocol.Queued(envs=envs, position=min(self._waiting[e] for e in envs), waited=0.0)
+
+    async def challenge(self, player: Player, request: protocol.Challenge) -> None:
+        """Check a challenge and keep it until its agents are free; `challenge_started` follows."""
+        if not self.accepting:
+            raise HubError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
+        seats = request.seats
+        if player.name in seats:
+            raise HubError(ErrorCode.CHALLENGER_SEATED, f"you ({player.name}) cannot take a seat in your own "
+                                                        "challenge: challenge from another agent's connection")
+        if len(set(seats)) < len(seats):
+            raise HubError(ErrorCode.INVALID_MESSAGE, "seats: each agent can hold one seat")
+        info = await self._info(request.env_id)
+        if len(seats) not in info.players:
+            raise HubError(ErrorCode.WRONG_SEAT_COUNT, f"{request.env_id} takes {info.players_text()} players, "
+                                                       f"not {len(seats)}")
+        house = {seat.agent.name for seat in self.house}
+        online = self.online()
+        missing = [name for name in seats if name not in house and name not in online]
+        if missing:
+            raise HubError(ErrorCode.AGENT_NOT_CONNECTED, f"not connected to this server: {', '.join(missing)}")
+        if request.tournament_game_id is not None:
+            await self._check_scheduled(request)
+        self.challenges.append(WaitingChallenge(player, request, [name for name in seats if name not in house]))
+        self.wake()
+
+    def online(self) -> set[str]:
+        """The names of the agents connected now."""
+        return {player.name for player in self._online}
 
     def leave(self, player: Player) -> None:
         """Take the player out of every queue."""
@@ -228,6 +261,8 @@ class Hub:
         if player is None:
             return
         self.leave(player)
+        self._online.discard(player)
+        self.challenges = [c for c in self.challenges if c.challenger is not player]
         player.outbox = None
         for seat in player.seats.values():
             if seat.player is player:
@@ -252,10 +287,14 @@ class Hub:
             return
         now = time.monotonic()
         house = [seat.agent.name for seat in self.house]
-        for pairing in find_matches(list(self.tickets.values()), now, self.settings.house_wait, house, self._rng):
-            for ticket in pairing.tickets:
-                self.leave(ticket.player)
-            self._launch(pairing)
+        self._drop_abandoned_challenges(now)
+        for pairing in start_challenges(self.challenges, list(self.tickets.values())):
+            self.challenges.remove(pairing.challenge)
+            self._take(pairing)
+        reserved = {name for challenge in self.challenges for name in challenge.remote}
+        free = [t for t in self.tickets.values() if t.player.name not in reserved]  # kept for their challenges
+        for pairing in find_matches(free, now, self.settings.house_wait, house, self._rng):
+            self._take(pairing)
         due = [t for t in self.tickets.values() if now - t.told >= QUEUED_EVERY_S]
         if due:
             positions = self._positions()
@@ -264,16 +303,43 @@ class Hub:
                 ticket.player.send(protocol.Queued(envs=ticket.envs, position=positions[id(ticket)],
                                                    waited=round(now - ticket.since, 1)))
 
+    def _take(self, pairing: Pairing) -> None:
+        """Take the pairing's players out of the queues and start its game."""
+        for ticket in pairing.tickets:
+            self.leave(ticket.player)
+        self._launch(pairing)
+
+    def _drop_abandoned_challenges(self, now: float) -> None:
+        """Drop the challenges an agent of which has been disconnected for longer than the resume grace."""
+        if not self.challenges:
+            return
+        online = self.online()
+        for challenge in list(self.challenges):
+            gone = [name for name in challenge.remote if name not in online]
+            if not gone:
+                challenge.absent_since = None
+            elif challenge.absent_since is None:
+                challenge.absent_since = now
+            elif now - challenge.absent_since >= self.settings.resume_grace:
+                self.challenges.remove(challenge)
+                challenge.challenger.send(protocol.Error(
+                    code=ErrorCode.AGENT_NOT_CONNECTED, ref=challenge.request.ref,
+                    message=f"dropped: disconnected for more than {self.settings.resume_grace:g} s: {', '.join(gone)}"))
+
     def _launch(self, pairing: Pairing) -> asyncio.Task:
-        """Seat the players and house agents in a random order and start the game."""
-        live = LiveGame(pairing.env_id, asyncio.get_running_loop().create_future())
+        """Seat the players and house agents (a challenge's in its order, others shuffled) and start the game."""
+        live = LiveGame(pairing.env_id, asyncio.get_running_loop().create_future(), challenge=pairing.challenge)
         entries: list[tuple[Seat, Player, RemoteSeat | None]] = []
         for ticket in pairing.tickets:
             remote = RemoteSeat(ticket.player, 0, 0, self.settings.resume_grace, live.abandon, self.metrics.turn_sent)
             entries.append((Seat(remote, ticket.player.agent_id), ticket.player, remote))
         by_name = {seat.agent.name: seat for seat in self.house}
         entries += [(by_name[name], self._house_players[name], None) for name in pairing.house]
-        self._rng.shuffle(entries)
+        request = pairing.challenge.request if pairing.challenge else None
+        if request is None:
+            self._rng.shuffle(entries)
+        else:
+            entries.sort(key=lambda entry: request.seats.index(entry[0].agent.name))
         for index, (_, player, remote) in enumerate(entries):
             if remote is None:
                 live.house[index] = player
@@ -281,8 +347,10 @@ class Hub:
                 remote.seat = index
                 live.remote[index] = remote
         live.names = [seat.agent.name for seat, _, _ in entries]
-        match = Match(pairing.env_id, self._rng.randrange(2**31), [seat for seat, _, _ in entries],
-                      move_timeout=self.settings.move_timeout, tags=["server"])
+        seed = request.seed if request else self._rng.randrange(2**31)
+        tags = ["challenge", *request.tags] if request else ["server"]
+        match = Match(pairing.env_id, seed, [seat for seat, _, _ in entries], move_timeout=self.settings.move_timeout,
+                      tags=tags, tournament_game_id=request.tournament_game_id if request else None)
         key = id(live)
         self._pending[key] = live
         live.task = asyncio.create_task(self._play(match, live, key))
@@ -331,6 +399,10 @@ class Hub:
                 "rating_after": change.after if change else None,
                 "rating_change": change.change if change else None,
             }))
+        if live.challenge is not None:
+            live.challenge.challenger.send(protocol.ChallengeOver(
+                ref=live.challenge.request.ref, game_id=live.game_id, status=outcome.status, rewards=outcome.rewards,
+                reason=outcome.reason))
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -345,6 +417,24 @@ class Hub:
                 places.append(counts[env_id])
             positions[id(ticket)] = min(places)
         return positions
+
+    def _connected(self, player: Player) -> Player:
+        """Count the player as connected (challenges may seat it) until it disconnects."""
+        self._online.add(player)
+        return player
+
+    async def _info(self, env_id: str) -> catalog.GameInfo:
+        """A playable game's catalog entry (in memory once the catalog is loaded); HubError otherwise."""
+        warm = self._warmup is not None and self._warmup.done() and not self._warmup.exception()
+        return self._playable(env_id) if warm else await asyncio.to_thread(self._playable, env_id)
+
+    async def _check_scheduled(self, request: protocol.Challenge) -> None:
+        """HubError unless the challenge plays its scheduled tournament game: the same env, seed and seats."""
+        row = await asyncio.to_thread(self.arena.read, lambda session: session.get(TournamentGameRow,
+                                                                                   request.tournament_game_id))
+        if row is None or (row.env_id, row.seed, list(row.seats)) != (request.env_id, request.seed, request.seats):
+            raise HubError(ErrorCode.BAD_TOURNAMENT_GAME, f"tournament game {request.tournament_game_id} is not "
+                           f"{request.env_id} with seed {request.seed} and seats {', '.join(request.seats)}")
 
     def _playable(self, env_id: str) -> catalog.GameInfo:
         try:
@@ -383,6 +473,9 @@ class _LiveListener(MatchListener):
             remote.player.seats[episode_id] = remote
             remote.player.send(protocol.MatchFound(game_id=episode_id, env_id=live.env_id, seat=seat_index,
                                                    players=live.names))
+        if live.challenge is not None:
+            live.challenge.challenger.send(protocol.ChallengeStarted(ref=live.challenge.request.ref,
+                                                                     game_id=episode_id))
 
     def events(self, episode_id: int, events: list[Event]) -> None:
         live = self.live

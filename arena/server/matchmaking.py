@@ -1,4 +1,5 @@
-"""Pairing waiting players: per-env queues, TrueSkill match quality that widens with the wait, house fill."""
+"""Pairing waiting players: per-env queues, TrueSkill match quality that widens with the wait, house fill;
+and direct challenges, which seat named agents as soon as each of them waits."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import trueskill
 
+from arena import protocol
 from arena.ratings import TRUESKILL
 from arena.server.players import Player
 
@@ -36,13 +38,45 @@ class Ticket:
         return trueskill.Rating(mu, sigma)
 
 
+@dataclass(eq=False)
+class WaitingChallenge:
+    """A challenge waiting until every connected agent it names (`remote`) is idle and queued for its env."""
+
+    challenger: Player
+    request: protocol.Challenge
+    remote: list[str]
+    absent_since: float | None = None  # since when one of `remote` has had no connection
+
+
 @dataclass(frozen=True)
 class Pairing:
-    """A game to start: the env, the waiting players, and the house agents that fill the other seats."""
+    """A game to start: the env, the waiting players, and the house agents that fill the other seats; for a
+    challenge, the request, whose seat order and seed the game keeps."""
 
     env_id: str
     tickets: list[Ticket]
     house: list[str]
+    challenge: WaitingChallenge | None = None
+
+
+def start_challenges(challenges: Sequence[WaitingChallenge], tickets: Sequence[Ticket]) -> list[Pairing]:
+    """The challenges that can start now, in the order received: each agent they name is queued for the env
+    and in no game; a ticket serves one challenge."""
+    idle: dict[str, list[Ticket]] = {}  # agent name -> its waiting connections that hold no seat
+    for ticket in tickets:
+        if not ticket.player.seats:
+            idle.setdefault(ticket.player.name, []).append(ticket)
+    taken: set[int] = set()
+    pairings: list[Pairing] = []
+    for challenge in challenges:
+        env_id = challenge.request.env_id
+        chosen = [next((t for t in idle.get(name, ()) if id(t) not in taken and env_id in t.envs), None)
+                  for name in challenge.remote]
+        if None not in chosen:
+            taken.update(id(t) for t in chosen)
+            house = [name for name in challenge.request.seats if name not in challenge.remote]
+            pairings.append(Pairing(env_id, chosen, house, challenge))
+    return pairings
 
 
 def quality_1vs1(a: trueskill.Rating, b: trueskill.Rating) -> float:

@@ -13,6 +13,8 @@ from arena.engine import InvalidMovePolicy
 from arena.tournament.formats import Format, FormatError, ScheduledGame, fixed_schedule, seat_count, swiss_round
 from games import catalog
 
+REMOTE = "remote"  # the kind of a tournament's agents on a server: an agent connected there, by name
+
 
 class TournamentConfig(BaseModel):
     """Everything needed to play (and resume) a tournament the same way."""
@@ -21,16 +23,19 @@ class TournamentConfig(BaseModel):
 
     format: Format
     envs: list[str] = Field(min_length=1)
-    agents: list[str] = Field(min_length=2)  # agent specs as given (NAME=SPEC or SPEC)
+    agents: list[str] = Field(min_length=2)  # agent specs as given (NAME=SPEC or SPEC); names with `server`
     seats: dict[str, int]  # env id -> seats per game
     seeds: list[int] = Field(min_length=1)  # every group plays every seed in every seating
     rounds: int = Field(ge=1)
     move_timeout: float | None = 60.0
     invalid_moves: str = "textarena"
+    server: str | None = None  # ws://HOST:PORT of the arena whose connected agents play it, by name
 
     @property
     def specs(self) -> list[AgentSpec]:
-        """The parsed agent specs, in the order given."""
+        """The parsed agent specs, in the order given (on a server: kind `remote`, the agent of that name)."""
+        if self.server:
+            return [AgentSpec(name=name, kind=REMOTE) for name in self.agents]
         return [parse_spec(text) for text in self.agents]
 
     @property
@@ -63,10 +68,10 @@ class TournamentConfig(BaseModel):
 def make_config(fmt: Format, envs: Sequence[str], agents: Sequence[str], games_per_pair: int | None = None,
                 rounds: int | None = None, seeds: Sequence[int] | None = None, seed_count: int | None = None,
                 move_timeout: float | None = 60.0, invalid_moves: str = "textarena",
-                rng: random.Random | None = None) -> TournamentConfig:
-    """Check the envs, agents and counts against the format (FormatError or GameError saying what is wrong)
-    and draw the seeds; nothing is stored or played."""
-    names = [parse_spec(text).name for text in agents]
+                rng: random.Random | None = None, server: str | None = None) -> TournamentConfig:
+    """Check the envs, agents (specs; names of connected agents with `server`) and counts against the format
+    (FormatError or GameError saying what is wrong) and draw the seeds; nothing is stored or played."""
+    names = list(agents) if server else [parse_spec(text).name for text in agents]
     if len(names) < 2:
         raise FormatError("a tournament needs at least two agents")
     if len(set(names)) < len(names):
@@ -78,7 +83,7 @@ def make_config(fmt: Format, envs: Sequence[str], agents: Sequence[str], games_p
     rounds = _rounds(fmt, len(names), rounds)
     seeds = _seeds(seats, games_per_pair, seeds, seed_count, rng or random.Random())
     return TournamentConfig(format=fmt, envs=list(envs), agents=list(agents), seats=seats, seeds=seeds,
-                            rounds=rounds, move_timeout=move_timeout, invalid_moves=invalid_moves)
+                            rounds=rounds, move_timeout=move_timeout, invalid_moves=invalid_moves, server=server)
 
 
 def _rounds(fmt: Format, agents: int, rounds: int | None) -> int:
