@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 from arena.cli import main
 from arena.tournament.html import render_html
@@ -20,15 +20,7 @@ from arena.tournament.report import (
     TrueSkillStanding,
 )
 
-CHROMIUM = Path(os.environ.get("ARENA_CHROMIUM", "/usr/bin/chromium"))
-# Chromium as root, with no network beyond localhost: flags that keep it from reaching out.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"CI needs Chromium at {CHROMIUM} for the browser tests (`make test` installs it)")
-    pytest.skip(f"no Chromium at {CHROMIUM}: `make test` installs it as root", allow_module_level=True)
+require_chromium()
 
 from playwright.async_api import Page, Route, async_playwright  # noqa: E402 - only once Chromium exists
 

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from server_helpers import ARENA, Client, ServerProcess, first_move
 
-CHROMIUM = Path(os.environ.get("ARENA_CHROMIUM", "/usr/bin/chromium"))
-# Chromium as root, with no network beyond localhost: flags that keep it from reaching out.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"CI needs Chromium at {CHROMIUM} for the browser tests (`make test` installs it)")
-    pytest.skip(f"no Chromium at {CHROMIUM}: `make test` installs it as root", allow_module_level=True)
+require_chromium()
 
 from playwright.async_api import Page, async_playwright, expect  # noqa: E402 - only once Chromium exists
 
