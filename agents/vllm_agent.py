@@ -133,7 +133,7 @@ class VLLMAgent(LLMAgent):
             self._key, self._engine = await acquire_engine(model, self.engine_options)
         except Exception as error:  # vLLM raises many types; the user needs the message, at start-up
             raise RuntimeError(f"vLLM could not load '{model}': {type(error).__name__}: {error}") from error
-        self._tokenizer = self._engine.get_tokenizer()
+        self.tokenizer = self._tokenizer = self._engine.get_tokenizer()
         if not getattr(self._tokenizer, "chat_template", None):
             self.sampling.setdefault("stop", ["\n"])  # a base model answers on one line, then rambles
         self._budget = self._engine.model_config.max_model_len - self.sampling["max_tokens"]
@@ -146,15 +146,18 @@ class VLLMAgent(LLMAgent):
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         """One generation request; vLLM batches it with every other game's request in flight."""
+        return await self.generate(messages)
+
+    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None) -> Completion:
+        """Generate from `prompt_ids` as given, or from the chat; the reply carries vLLM's token ids and logprobs."""
         from vllm import SamplingParams, TokensPrompt
 
-        tokens = self.prompt_tokens(messages)
+        tokens = prompt_ids if prompt_ids is not None else self.prompt_tokens(messages)
         final, request = None, f"arena-{next(_REQUEST_IDS)}"
         async for output in self._engine.generate(TokensPrompt(prompt_token_ids=tokens),
-                                                  SamplingParams(**self.sampling), request_id=request):
+                                                  SamplingParams(**self.sampling, logprobs=0), request_id=request):
             final = output
-        completion = final.outputs[0]
-        return Completion(completion.text, len(tokens), len(completion.token_ids))
+        return completion_of(final.outputs[0], len(tokens))
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """The token ids sent for `messages`: chat template or plain text, cut to fit the model length."""
@@ -164,6 +167,60 @@ class VLLMAgent(LLMAgent):
         else:
             tokens = self._tokenizer.encode(plain_prompt(messages))
         return keep_tail(list(tokens), self._budget)
+
+
+def completion_of(output: Any, prompt_tokens: int) -> Completion:
+    """A vLLM `CompletionOutput` as a Completion: text, the sampled token ids and their logprobs."""
+    ids = list(output.token_ids)
+    logprobs = [entry[token].logprob for entry, token in zip(output.logprobs, ids, strict=True)] \
+        if output.logprobs else None
+    return Completion(output.text, prompt_tokens, len(ids), token_ids=ids, logprobs=logprobs)
+
+
+class OfflineVLLMAgent(LLMAgent):
+    """A policy on a user's `vllm.LLM`: the requests of all games waiting at once go to one `generate` call."""
+
+    def __init__(self, llm: Any, name: str = "vllm-llm", options: LLMOptions | None = None,
+                 sampling: dict[str, Any] | None = None) -> None:
+        super().__init__(name, options or LLMOptions(), {"max_tokens": 32, "temperature": 0.7, **(sampling or {})})
+        self.llm, self.model_name = llm, str(getattr(llm.llm_engine.model_config, "model", "vllm.LLM"))
+        self.tokenizer = llm.get_tokenizer()
+        self._waiting: list[tuple[list[int], asyncio.Future[Completion]]] = []
+        self._flushing: asyncio.Task | None = None
+
+    async def complete(self, messages: list[dict[str, str]]) -> Completion:
+        """A reply to the chat (rendered as the tokenizer says)."""
+        return await self.generate(messages)
+
+    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None) -> Completion:
+        """Queue the request; the next batch sends every request waiting by then."""
+        from arena.envs.tokens import load_tokenizer
+
+        tokens = prompt_ids if prompt_ids is not None else load_tokenizer(self.tokenizer).opening(messages)
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((tokens, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        """Send batches until nothing waits; a failure reaches every request of its batch."""
+        from vllm import SamplingParams, TokensPrompt
+
+        while self._waiting:
+            await asyncio.sleep(0)  # let the other games of this step queue their requests first
+            batch, self._waiting = self._waiting, []
+            prompts = [TokensPrompt(prompt_token_ids=tokens) for tokens, _ in batch]
+            try:
+                outputs = await asyncio.to_thread(self.llm.generate, prompts, SamplingParams(**self.sampling,
+                                                                                            logprobs=0),
+                                                  use_tqdm=False)
+            except Exception as error:  # noqa: BLE001 - handed to every caller of the batch
+                for _, future in batch:
+                    future.set_exception(error)
+                continue
+            for (tokens, future), output in zip(batch, outputs, strict=True):
+                future.set_result(completion_of(output.outputs[0], len(tokens)))
 
 
 def build(target: str, name: str, params: dict[str, str]) -> VLLMAgent:

@@ -10,7 +10,8 @@ A schedule is a list of `GameSpec`s (env, seed, seats as agent spec strings, par
 objects). Games run concurrently up to a limit, every turn is stored, and ratings are applied in
 schedule order, so the same schedule gives the same ratings at any concurrency. `play_match` runs
 one game rated as soon as it ends (finishing order), for the live server. `db=None` keeps everything
-in a temporary database that is deleted on exit.
+in a temporary database that is deleted on exit; `record=False` stores nothing at all (no ratings), for
+RL rollouts and benchmarks that only need the games.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,9 +30,9 @@ from sqlalchemy.orm import Session
 from agents.base import Agent
 from agents.specs import AgentSpec, build_agent, parse_spec
 from arena import ratings
-from arena.engine import DEFAULT_MAX_TURNS, InvalidMovePolicy, Outcome
+from arena.engine import DEFAULT_MAX_TURNS, InvalidMovePolicy, Outcome, Turn
 from arena.ratings import RatingChange, Standing
-from arena.recorder import Recorder
+from arena.recorder import MemoryRecorder, Recorder
 from arena.runner import Match, MatchListener, MatchResult, Seat, play_match
 from arena.store import ratings as rating_rows
 from arena.store.agents import AgentConflict
@@ -70,6 +71,7 @@ class GameResult:
     outcome: Outcome
     turns: int
     rating_changes: list[RatingChange]
+    log: list[Turn] = field(default_factory=list)  # the turns as played
 
 
 def schedule(env_id: str, agents: Sequence[SeatLike], games: int, seed: int,
@@ -84,17 +86,23 @@ class Arena:
 
     def __init__(self, db: str | None = None, *, policy: InvalidMovePolicy | None = None,
                  move_timeout: float | None = 60.0, max_turns: int = DEFAULT_MAX_TURNS,
-                 group_commit_s: float = 0.0) -> None:
+                 group_commit_s: float = 0.0, record: bool = True, keep_turns: bool = False) -> None:
+        if db is not None and not record:
+            raise ValueError("an arena that records nothing takes no database")
         self.url, self.policy, self.group_commit_s = db, policy or InvalidMovePolicy(), group_commit_s
+        self.record, self.keep_turns = record, keep_turns  # keep_turns: results carry their turns (`log`)
         self.move_timeout, self.max_turns = move_timeout, max_turns
         self.engine: Engine | None = None
-        self.recorder: Recorder | None = None
+        self.recorder: Recorder | MemoryRecorder | None = None
         self._seats: dict[str, Seat] = {}  # agent name -> its seat
         self._kinds: dict[str, tuple[str, str]] = {}  # agent name -> (kind, spec) it was registered with
         self._built: list[Agent] = []  # agents this arena built from specs: it starts and closes them
         self._tmp: Path | None = None
 
     async def __aenter__(self) -> Arena:
+        if not self.record:
+            self.recorder = MemoryRecorder()
+            return self
         url = self.url
         if url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="arena-"))
@@ -112,7 +120,7 @@ class Arena:
         for agent in self._built:
             await agent.close()
         self._built.clear()
-        if self.recorder is not None:
+        if self.recorder is not None and self.recorder.writer is not None:
             await self.recorder.writer.close()
         if self.engine is not None:
             self.engine.dispose()
@@ -184,11 +192,14 @@ class Arena:
 
     def read(self, query: Callable[[Session], T]) -> T:
         """Run a read-only `query(session)` on this arena's database (blocking: use a thread from async code)."""
+        if self.engine is None:
+            raise RuntimeError("this arena has no database (record=False)" if not self.record
+                               else "use the arena inside `async with Arena(...)`")
         with Session(self.engine) as session:
             return query(session)
 
     @property
-    def _recorder(self) -> Recorder:
+    def _recorder(self) -> Recorder | MemoryRecorder:
         if self.recorder is None:
             raise RuntimeError("use the arena inside `async with Arena(...)`")
         return self.recorder
@@ -215,7 +226,8 @@ class Arena:
                               self.max_turns, spec.tournament_game_id)
                 played = await play_match(match, self._recorder, rate=False)
                 release(GameResult(index, played.episode_id, spec.env_id, spec.seed,
-                                   [s.agent.name for s in seats[index]], played.outcome, played.turns, []))
+                                   [s.agent.name for s in seats[index]], played.outcome, played.turns, [],
+                                   played.log if self.keep_turns else []))
 
         try:
             async with asyncio.TaskGroup() as group:

@@ -68,7 +68,7 @@ class Conversation:
     def prompt(self, observation: str) -> list[dict[str, str]]:
         """The messages to send for this observation (the new part only, in a growing conversation)."""
         if not self.growing or not self.messages:
-            self.messages = [{"role": "system", "content": self.system_prompt}]
+            self.messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
             self._seen = ""
         new = observation[len(self._seen):] if observation.startswith(self._seen) else observation
         self._seen = observation
@@ -77,7 +77,7 @@ class Conversation:
 
     def answered(self, completion: str) -> None:
         """Keep the model's reply in a growing conversation."""
-        if self.growing:
+        if self.growing and self.messages:
             self.messages.append({"role": "assistant", "content": completion})
 
 
@@ -86,9 +86,19 @@ def system_prompt(env_id: str, seat: int, template: str | None = None) -> str:
     return (template or DEFAULT_SYSTEM_PROMPT).format(env_id=env_id, seat=seat)
 
 
+PLAIN_CUE = "\n\nYour move:"  # ends every user turn of a plain-text prompt
+
+
 def plain_prompt(messages: list[dict[str, str]]) -> str:
-    """Chat messages as one plain-text prompt, for base models that have no chat template."""
-    return "\n\n".join(m["content"] for m in messages) + "\n\nYour move:"
+    """Chat messages as one plain-text prompt, for base models that have no chat template: each message on
+    its own paragraph, each user turn ending with the cue, each reply right after its cue."""
+    text = ""
+    for message in messages:
+        if message["role"] == "assistant":
+            text += message["content"]
+        else:
+            text += ("\n\n" if text else "") + message["content"] + (PLAIN_CUE if message["role"] == "user" else "")
+    return text
 
 
 def keep_tail(tokens: list[int], budget: int) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 
@@ -57,3 +58,41 @@ class Recorder:
     def rate(self, episode_id: int) -> asyncio.Future[list[RatingChange]]:
         """Apply a finished episode's ratings next in the rating order; resolves with the changes."""
         return self.writer.submit(ratings.rate_episode, episode_id)
+
+
+def _done(value: object) -> asyncio.Future:
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+class MemoryRecorder:
+    """A recorder that keeps nothing: ids from counters, no turns, no ratings (`Arena(record=False)`)."""
+
+    writer = None
+
+    def __init__(self) -> None:
+        self._episodes, self._agents = itertools.count(1), itertools.count(1)
+
+    async def register(self, specs: Sequence[tuple[str, str, str]]) -> list[int]:
+        """A new id per agent."""
+        return [next(self._agents) for _ in specs]
+
+    def start(self, game: Game, agent_ids: Sequence[int], tags: Sequence[str] = (),
+              tournament_game_id: int | None = None) -> asyncio.Future[int]:
+        """The next episode id."""
+        return _done(next(self._episodes))
+
+    def add_turns(self, episode_id: int, turns: Sequence[Turn]) -> asyncio.Future[None]:
+        """Nothing to store."""
+        return _done(None)
+
+    async def end(self, episode_id: int, game: Game, turns: Sequence[Turn] = ()) -> None:
+        """Nothing to store."""
+
+    async def abort(self, episode_id: int, reason: str, turns: Sequence[Turn] = ()) -> None:
+        """Nothing to store."""
+
+    def rate(self, episode_id: int) -> asyncio.Future[list[RatingChange]]:
+        """No ratings without a database."""
+        return _done([])

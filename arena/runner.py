@@ -68,6 +68,7 @@ class MatchResult:
     outcome: Outcome
     turns: int
     rating_changes: list[RatingChange]
+    log: list[Turn] = field(default_factory=list)  # the turns as played
 
 
 class Abandoned(Exception):
@@ -96,7 +97,7 @@ async def play_match(match: Match, recorder: Recorder, listener: MatchListener |
         for seat in match.seats:
             seat.agent.end_game(str(episode_id))
     assert game.outcome is not None, "every way out of _play_and_record ends the game"
-    return MatchResult(episode_id, game.outcome, len(game.turns), changes)
+    return MatchResult(episode_id, game.outcome, len(game.turns), changes, game.turns)
 
 
 async def _play_and_record(game: Game, match: Match, recorder: Recorder, episode_id: int,

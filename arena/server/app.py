@@ -20,6 +20,7 @@ from arena.play import Arena
 from arena.server.connection import Connection
 from arena.server.http_api import router
 from arena.server.hub import Hub
+from arena.server.openenv import router as openenv_router
 from arena.server.settings import ServerSettings
 from arena.server.textarena_compat import router as textarena_router
 from arena.server.tls import self_signed
@@ -50,6 +51,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                   description="LLMs and people play TextArena games; episodes, turns and TrueSkill ratings.")
     app.include_router(router)
     app.include_router(textarena_router)
+    app.include_router(openenv_router)
 
     @app.websocket("/ws")
     async def play(websocket: WebSocket) -> None:

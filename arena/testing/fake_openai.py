@@ -1,8 +1,10 @@
 """An OpenAI-compatible chat-completions server for tests and benchmarks, on localhost in a thread.
 
-It answers with the first move the game lists, after `latency` seconds; `fail` is a list of HTTP
-statuses to answer first (one per request), `malformed` makes every answer an unusable body, and
-it counts requests in flight.
+It answers with the first move the game lists (or with `reply(messages)` when set), after `latency`
+seconds; `fail` is a list of HTTP statuses to answer first (one per request), `malformed` makes every
+answer an unusable body, and it counts requests in flight. `/v1/completions` takes a prompt of token
+ids, as vLLM's server does, reads it with `decode` (set it to the tokenizer the client uses), and answers
+with token ids and logprobs of its own (one id per character: `ord`), as vLLM's `return_token_ids` does.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
 from starlette.applications import Starlette
@@ -35,6 +38,8 @@ class FakeLLM:
         self.fail: list[int] = []
         self.malformed = False
         self.think = False
+        self.reply: Callable[[list[dict]], str] | None = None  # the answer to a request's messages, if set
+        self.decode: Callable[[list[int]], str] | None = None  # reads a token-id prompt (`/v1/completions`)
         self.in_flight = self.peak = self.requests = 0
         self.bodies: list[dict] = []
         self.port = free_port()
@@ -43,9 +48,9 @@ class FakeLLM:
 
     def app(self) -> Starlette:
         """The Starlette application: /v1/models, /v1/chat/completions, and /stats for counts."""
-        return Starlette(routes=[Route("/v1/models", self.models), Route("/v1/chat/completions", self.chat,
-                                                                         methods=["POST"]),
-                                 Route("/stats", self.stats)])
+        return Starlette(routes=[Route("/v1/models", self.models),
+                                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                                 Route("/v1/completions", self.chat, methods=["POST"]), Route("/stats", self.stats)])
 
     async def stats(self, request: Request) -> JSONResponse:
         """Requests served and the most in flight at once."""
@@ -71,14 +76,27 @@ class FakeLLM:
             self.in_flight -= 1
 
     def _completion(self, body: dict) -> dict:
+        if "prompt" in body:
+            return self._token_completion(body)
         prompt = body["messages"][-1]["content"]
         listed = re.findall(r"\[[^\[\]\n]+\]", re.split(r"Available Moves:|available actions are:", prompt)[-1])
-        text = f"I will play {listed[0] if listed else '[4]'}"
+        text = self.reply(body["messages"]) if self.reply else f"I will play {listed[0] if listed else '[4]'}"
         if self.think:
             text = "<think>The centre looks strong [9].</think>" + text
         return {"id": "x", "object": "chat.completion", "model": self.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}}
+
+    def _token_completion(self, body: dict) -> dict:
+        """A `/v1/completions` answer to a prompt of token ids: the first listed move, as ids and logprobs."""
+        prompt = self.decode(body["prompt"]) if self.decode else ""
+        listed = re.findall(r"\[[^\[\]\n]+\]", prompt.rsplit("Available Moves:", 1)[-1])
+        text = f" I play {listed[0] if listed else '[4]'}"
+        ids = [ord(c) for c in text]
+        return {"id": "x", "object": "text_completion", "model": self.model,
+                "choices": [{"index": 0, "text": text, "token_ids": ids, "finish_reason": "stop",
+                             "logprobs": {"tokens": list(text), "token_logprobs": [-0.25] * len(ids)}}],
+                "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": len(ids)}}
 
     def __enter__(self) -> FakeLLM:
         config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning")
