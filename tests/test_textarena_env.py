@@ -77,7 +77,7 @@ def test_self_play_gives_every_seat_its_own_trajectory() -> None:
     env = TextArenaMultistepEnv(ENV, opponent="self")
     episodes = rollout(env, "random", 6)
     for episode in episodes:
-        assert episode.agents == ["random", "random"] and episode.status == "finished"
+        assert episode.agents == ["policy", "policy"] and episode.status == "finished"
         first, second = episode.trajectories
         assert (first.seat, second.seat) == (0, 1)
         assert [s.turn for s in first.steps] == list(range(0, 2 * len(first.steps), 2))
@@ -140,7 +140,7 @@ def test_a_game_past_the_step_limit_is_truncated() -> None:
 
 
 def test_trueskill_and_surprise_rewards_come_from_the_recorded_ratings(db_url, engine) -> None:
-    env = TextArenaMultistepEnv(ENV, opponent="random", reward_mode="trueskill", record=db_url, name="first")
+    env = TextArenaMultistepEnv(ENV, opponent="random", reward_mode="trueskill", record=db_url, name="learner")
     episodes = rollout(env, "first", 4)
     with Session(engine) as session:
         for episode in episodes:
@@ -163,9 +163,9 @@ def test_pool_opponents_are_drawn_from_the_rated_agents(db_url) -> None:
         rollout(TextArenaMultistepEnv(ENV, opponent="pool", record=db_url), "first", 1)
     seeding = TextArenaMultistepEnv(ENV, opponent=["random", "cautious=random?seed=9"], record=db_url)
     rollout(seeding, "first", 4)
-    pool = TextArenaMultistepEnv(ENV, opponent="pool", record=db_url, name="first")
+    pool = TextArenaMultistepEnv(ENV, opponent="pool", record=db_url, name="learner")
     episodes = rollout(pool, "first", 12)
-    opponents = {name for e in episodes for name in e.agents} - {"first"}
+    opponents = {name for e in episodes for name in e.agents} - {"learner"}
     assert opponents <= {"random", "cautious"} and opponents, opponents
 
 
@@ -231,6 +231,14 @@ async def test_evaluate_llm_against_an_openai_compatible_server() -> None:
     assert metrics["mean_reward"] == pytest.approx(metrics["wins"] - metrics["losses"])
 
 
+async def test_a_rollouts_llm_requests_are_in_flight_together() -> None:
+    with FakeLLM(latency=0.3) as fake:
+        env = TextArenaMultistepEnv(ENV, opponent="self")
+        episodes = await env.rollout(f"openai:test-model?base_url={fake.base_url}", 12, concurrency=12)
+        assert fake.peak == 12, f"at most {fake.peak} of 12 games' requests were in flight at once"
+    assert all(len(e.trajectories) == 2 and e.status == "finished" for e in episodes)
+
+
 @pytest.mark.slow
 def test_evaluate_llm_with_the_local_model_and_its_own_tokenizer() -> None:
     env = TextArenaMultistepEnv(ENV, opponent="random", max_steps_per_episode=3)
@@ -273,6 +281,10 @@ def test_get_dataset_rows_hold_the_opening_prompt_and_the_task() -> None:
     assert [(r["seed"], r["seat"]) for r in rows] == [(7, 0), (8, 1), (9, 0), (10, 1)]
     assert rows[1]["prompt"][0]["role"] == "system" and "as player 1" in rows[1]["prompt"][0]["content"]
     assert "You are Player 1 in Tic Tac Toe" in rows[1]["prompt"][1]["content"]
+    assert "[Player 0] [" in rows[1]["prompt"][1]["content"], "the opponent's opening move is shown"
+    episodes = rollout(env, "first", 2)
+    for row, episode in zip(rows, episodes, strict=False):
+        assert episode.trajectories[0].messages[:2] == row["prompt"], "the rollout starts from the dataset's prompt"
 
 
 def _spans(mask: list[int]) -> list[tuple[int, tuple[int, int]]]:

@@ -147,8 +147,9 @@ class MultistepEnv(ABC):
     # --- policy-driven episodes -----------------------------------------------------------
 
     async def rollout(self, policy: PolicyLike, n: int, concurrency: int = 64, group_size: int = 1,
-                      record: str | None = None) -> list[Episode]:
-        """Play `n` episodes (in groups of `group_size` on the same task) with `policy`, `concurrency` at once."""
+                      record: str | None = None, tasks: Sequence[dict[str, Any]] | None = None) -> list[Episode]:
+        """Play `n` episodes (in groups of `group_size` on the same task) with `policy`, `concurrency` at once;
+        group g plays `tasks[g]` when given, else task g."""
         if record is not None:
             raise ValueError(f"{type(self).__name__} episodes are not games: record needs TextArenaMultistepEnv")
         agent = await as_policy(policy)
@@ -157,15 +158,16 @@ class MultistepEnv(ABC):
 
             async def one(index: int) -> Episode:
                 async with slots:
-                    return await self._rollout_one(agent.agent, index, index // max(1, group_size))
+                    group = index // max(1, group_size)
+                    task = tasks[group] if tasks else self.task(group)
+                    return await self._rollout_one(agent.agent, index, group, task)
 
             return list(await asyncio.gather(*[one(i) for i in range(n)]))
         finally:
             await agent.close()
 
-    async def _rollout_one(self, agent: Any, index: int, group: int) -> Episode:
-        """One episode of task `group` driven by the policy through `reset` and `step`."""
-        task = self.task(group)
+    async def _rollout_one(self, agent: Any, index: int, group: int, task: dict[str, Any]) -> Episode:
+        """One episode of `task` driven by the policy through `reset` and `step`."""
         state = await self.reset(task)
         chat = TokenChat(self._system_prompt(task), self.tokenizer or getattr(agent, "tokenizer", None))
         trajectory = Trajectory(type(self).__name__, self.seed, 0, group, agent.name, chat.messages)

@@ -16,7 +16,7 @@ import trueskill
 
 from agents.base import Agent, Decision, TurnContext
 from agents.specs import AgentSpec, parse_spec
-from arena.engine import Game, InvalidMovePolicy, MessagesDelivered
+from arena.engine import InvalidMovePolicy
 from arena.envs.base import EpisodeState, MultistepEnv
 from arena.envs.episode import Episode, Outcome, Step, Trajectory
 from arena.envs.policy import PolicyLike, TokenizerLike, as_policy, run_policy
@@ -33,7 +33,7 @@ from arena.envs.rewards import (
 )
 from arena.envs.tokens import TokenChat
 from arena.play import Arena, GameResult, GameSpec, SeatLike
-from arena.prompting import extract_action, system_prompt
+from arena.prompting import Conversation, extract_action, system_prompt
 from arena.ratings import RatingChange
 from arena.runner import Match, MatchResult, Seat
 from arena.store import ratings as rating_rows
@@ -47,8 +47,8 @@ OpponentLike = str | Sequence[str]
 class PolicySeat(Agent):
     """The policy in a game seat: shows it the observation, keeps each seat's token-faithful conversation."""
 
-    def __init__(self, agent: Agent, system_template: str | None, tokenizer: TokenizerLike) -> None:
-        self.agent, self.name = agent, agent.name
+    def __init__(self, name: str, agent: Agent, system_template: str | None, tokenizer: TokenizerLike) -> None:
+        self.agent, self.name = agent, name
         self.system_template, self.tokenizer = system_template, tokenizer or getattr(agent, "tokenizer", None)
         self.chats: dict[tuple[str, int], TokenChat] = {}
         self.steps: dict[tuple[str, int], list[Step]] = {}
@@ -76,13 +76,18 @@ class WaitingSeat(Agent):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.turns: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self.turns: asyncio.Queue[str] = asyncio.Queue()
+        self.seat = 0  # the seat of the turn waiting
         self.actions: asyncio.Queue[str] = asyncio.Queue()
 
     async def decide(self, observation: str, context: TurnContext) -> Decision:
         """Hand the observation to the trainer and wait for its action."""
-        self.turns.put_nowait((observation, context.seat))
+        self.seat = context.seat
+        self.turns.put_nowait(observation)
         return Decision(await self.actions.get())
+
+
+Started = tuple[WaitingSeat, "asyncio.Task[MatchResult]", list[str]]  # a trainer-driven game: seat, game, names
 
 
 class TextArenaMultistepEnv(MultistepEnv):
@@ -123,13 +128,30 @@ class TextArenaMultistepEnv(MultistepEnv):
         return {"env_id": self.env_id, "seed": self.seed + index, "seat": index % self.num_players, "index": index}
 
     def prompt_row(self, task_info: dict[str, Any]) -> dict[str, Any]:
-        """The chat the seat is shown when the game starts, and the task's fields."""
-        game = Game(self.env_id, self.num_players, task_info["seed"])
-        opening = "\n".join(f"[{'GAME' if m.sender < 0 else f'Player {m.sender}'}] {m.text}"
-                            for e in game.start() if isinstance(e, MessagesDelivered) and e.seat == task_info["seat"]
-                            for m in e.messages)
-        system = system_prompt(self.env_id, task_info["seat"], self.system_prompt)
-        return {"prompt": [{"role": "system", "content": system}, {"role": "user", "content": opening}], **task_info}
+        """The first chat the task's seat is shown (after its opponents' opening moves), and the task's fields."""
+        return self.get_dataset(tasks=[task_info])[0]
+
+    def get_dataset(self, num_episodes: int | None = None, tasks: Sequence[dict[str, Any]] | None = None) -> Any:
+        """A `datasets.Dataset` of first prompts (the opponents' opening moves played, nothing recorded) and tasks."""
+        from datasets import Dataset
+
+        from arena.envs.bridge import run_sync
+
+        tasks = list(tasks or [self.task(i) for i in range(num_episodes or self.num_tasks)])
+        openings = run_sync(self._openings(tasks))
+        return Dataset.from_list([{"prompt": Conversation(self._system_prompt(task), growing=True).prompt(opening),
+                                   **task} for task, opening in zip(tasks, openings, strict=True)])
+
+    async def _openings(self, tasks: Sequence[dict[str, Any]]) -> list[str]:
+        """The first observation of each task's seat, in an arena that records nothing."""
+        async with self._open_arena(None) as arena:
+            started = [await self._start(arena, task) for task in tasks]
+            try:
+                return [await _next_turn(waiting, match) or "" for waiting, match, _ in started]
+            finally:
+                for _, match, _ in started:
+                    match.cancel()
+                await asyncio.gather(*[match for _, match, _ in started], return_exceptions=True)
 
     def _system_prompt(self, task_info: dict[str, Any]) -> str:
         return system_prompt(self.env_id, task_info["seat"], self.system_prompt)
@@ -137,30 +159,33 @@ class TextArenaMultistepEnv(MultistepEnv):
     # --- policy-driven rollouts -----------------------------------------------------------
 
     async def rollout(self, policy: PolicyLike, n: int, concurrency: int = 64, group_size: int = 1,
-                      record: str | None = None) -> list[Episode]:
+                      record: str | None = None, tasks: Sequence[dict[str, Any]] | None = None) -> list[Episode]:
         """Play `n` games with `policy`, `concurrency` at once; groups of `group_size` share a seed, seat and
-        opponents. With `record` (or the env's), every game is stored and rated in that database."""
+        opponents, and group g plays `tasks[g]` when given, else task g. With `record` (or the env's), every
+        game is stored and rated in that database."""
         record = record if record is not None else self.record
         self._check_ratings(record)
         group_size = max(1, group_size)
         handle = await as_policy(policy)
-        seat = PolicySeat(handle.agent, self.system_prompt, self.tokenizer)
+        seat = PolicySeat(self.name, handle.agent, self.system_prompt, self.tokenizer)
+        groups = range(-(-n // group_size))
+        chosen = [tasks[g] if tasks else self.task(g) for g in groups]
         try:
             async with self._open_arena(record) as arena:
-                opponents = await self._draw_opponents(arena, range(-(-n // group_size)))
-                specs = [self._game(seat, i // group_size, opponents[i // group_size]) for i in range(n)]
+                opponents = await self._draw_opponents(arena, groups)
+                specs = [self._game(seat, chosen[i // group_size], opponents[i // group_size]) for i in range(n)]
                 results = await arena.play_all(specs, concurrency)
         finally:
             await handle.close()
-        return [self._episode(r, i // group_size, seat, record is not None) for i, r in enumerate(results)]
+        return [self._episode(r, i // group_size, chosen[i // group_size], seat, record is not None)
+                for i, r in enumerate(results)]
 
     def _open_arena(self, record: str | None) -> Arena:
         return Arena(record, record=record is not None, policy=self.invalid_moves, move_timeout=None,
                      max_turns=self.max_steps_per_episode * self.num_players, keep_turns=True)
 
-    def _game(self, policy: Agent, group: int, opponents: list[SeatLike]) -> GameSpec:
-        """The game of one episode of group `group`: its task's seed, the policy's seat, the opponents."""
-        task = self.task(group)
+    def _game(self, policy: Agent, task: dict[str, Any], opponents: list[SeatLike]) -> GameSpec:
+        """The game of one episode: the task's seed, the policy in the task's seat, the opponents in the others."""
         others = iter(opponents)
         seats = [policy if self.opponent == "self" or s == task["seat"] else next(others)
                  for s in range(self.num_players)]
@@ -196,9 +221,10 @@ class TextArenaMultistepEnv(MultistepEnv):
         rng = random.Random(f"{self.seed}:{group}")
         return rng.choices([spec for spec, _ in pool], weights=[q for _, q in pool], k=count)
 
-    def _episode(self, result: GameResult, group: int, policy: PolicySeat, recorded: bool) -> Episode:
+    def _episode(self, result: GameResult, group: int, task: dict[str, Any], policy: PolicySeat,
+                 recorded: bool) -> Episode:
         """The trajectories of the policy's seats in one played game, with their rewards."""
-        seats = range(self.num_players) if self.opponent == "self" else [self.task(group)["seat"]]
+        seats = range(self.num_players) if self.opponent == "self" else [task["seat"]]
         trajectories = [self._trajectory(result, group, policy, s) for s in seats]
         episode_id = result.episode_id if recorded else None
         for trajectory in trajectories:
@@ -251,17 +277,22 @@ class TextArenaMultistepEnv(MultistepEnv):
         """Start the game in the background; the policy's seat waits for `step`."""
         if self._arena is None:
             self._arena = await self._open_arena(self.record).__aenter__()
-        waiting, group = WaitingSeat(self.name), task_info.get("index", 0)
-        [opponents] = await self._draw_opponents(self._arena, [group])
-        spec = self._game(waiting, group, opponents)
-        seats = [Seat(who, (await self._arena.seat(who)).agent_id) if who is waiting else await self._arena.seat(who)
+        waiting, match, agents = await self._start(self._arena, task_info)
+        self._matches[session_id] = (waiting, match)
+        state = EpisodeState(session_id, task_info)
+        state.info["agents"] = agents
+        return await self._advance(state)
+
+    async def _start(self, arena: Arena, task: dict[str, Any]) -> Started:
+        """Start `task`'s game in `arena` with a waiting seat for the policy: (seat, game, agent names)."""
+        waiting = WaitingSeat(self.name)
+        [opponents] = await self._draw_opponents(arena, [task.get("index", 0)])
+        spec = self._game(waiting, task, opponents)
+        seats = [Seat(who, (await arena.seat(who)).agent_id) if who is waiting else await arena.seat(who)
                  for who in spec.seats]  # a new waiting seat per episode, under the policy's one name
         match = Match(spec.env_id, spec.seed, seats, self.invalid_moves, None, spec.tags,
                       self.max_steps_per_episode * self.num_players)
-        self._matches[session_id] = (waiting, asyncio.create_task(self._arena.play_match(match)))
-        state = EpisodeState(session_id, task_info)
-        state.info["agents"] = [s.agent.name for s in seats]
-        return await self._advance(state)
+        return waiting, asyncio.create_task(arena.play_match(match)), [s.agent.name for s in seats]
 
     async def _step_episode(self, session_id: str, state: EpisodeState, llm_action: str) -> EpisodeState:
         """Play the move read from the policy's reply; return when the policy must move again or the game ended."""
@@ -272,12 +303,10 @@ class TextArenaMultistepEnv(MultistepEnv):
     async def _advance(self, state: EpisodeState) -> EpisodeState:
         """Wait for the policy's next turn or the end of the game."""
         waiting, match = self._matches[state.session_id]
-        turn = asyncio.ensure_future(waiting.turns.get())
-        await asyncio.wait([turn, match], return_when=asyncio.FIRST_COMPLETED)
-        if turn.done():
-            state.observation, state.info["seat"] = turn.result()
+        turn = await _next_turn(waiting, match)
+        if turn is not None:
+            state.observation, state.info["seat"] = turn, waiting.seat
             return state
-        turn.cancel()
         result = match.result()
         seat = state.task["seat"]
         state.done = True
@@ -320,3 +349,13 @@ def _opponents(opponent: OpponentLike) -> str | list[str]:
     for spec in specs:
         parse_spec(spec)
     return specs
+
+
+async def _next_turn(waiting: WaitingSeat, match: asyncio.Task) -> str | None:
+    """The next observation the waiting seat must answer, or None when the game ended first."""
+    turn = asyncio.ensure_future(waiting.turns.get())
+    await asyncio.wait([turn, match], return_when=asyncio.FIRST_COMPLETED)
+    if turn.done():
+        return turn.result()
+    turn.cancel()
+    return None

@@ -40,7 +40,8 @@ class Tokenizer:
         """The first prompt: the whole chat template, or the plain-text prompt with BOS."""
         if self.template:
             return self.encode(self.render(messages))
-        return self.encode(plain_prompt(messages), special=True)
+        ids, bos = self.encode(plain_prompt(messages), special=True), getattr(self.raw, "bos_token_id", None)
+        return [bos, *ids] if bos is not None and ids[:1] != [bos] else ids  # some tokenizers add no BOS
 
     def reply(self, message: dict[str, str], last_sampled: list[int]) -> list[int]:
         """The tokens between the model's last sampled token and its next reply: end of its turn, the new

@@ -157,7 +157,7 @@ class Hub:
         if not self.accepting:
             raise HubError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
         envs = list(dict.fromkeys(request.envs))
-        infos = [await self._info(env_id) for env_id in envs]
+        infos = [await self.game_info(env_id) for env_id in envs]
         known = await self._ratings(player.agent_id)
         ratings = {env_id: known[env_id] for env_id in [*envs, OVERALL] if env_id in known}
         self.leave(player)
@@ -179,7 +179,7 @@ class Hub:
                                                         "challenge: challenge from another agent's connection")
         if len(set(seats)) < len(seats):
             raise HubError(ErrorCode.INVALID_MESSAGE, "seats: each agent can hold one seat")
-        info = await self._info(request.env_id)
+        info = await self.game_info(request.env_id)
         if len(seats) not in info.players:
             raise HubError(ErrorCode.WRONG_SEAT_COUNT, f"{request.env_id} takes {info.players_text()} players, "
                                                        f"not {len(seats)}")
@@ -351,6 +351,10 @@ class Hub:
         tags = ["challenge", *request.tags] if request else ["server"]
         match = Match(pairing.env_id, seed, [seat for seat, _, _ in entries], move_timeout=self.settings.move_timeout,
                       tags=tags, tournament_game_id=request.tournament_game_id if request else None)
+        return self.run_game(live, match)
+
+    def run_game(self, live: LiveGame, match: Match) -> asyncio.Task:
+        """Play `match` as the server game `live`: stored, announced, rated, and aborted by a shutdown."""
         key = id(live)
         self._pending[key] = live
         live.task = asyncio.create_task(self._play(match, live, key))
@@ -423,7 +427,7 @@ class Hub:
         self._online.add(player)
         return player
 
-    async def _info(self, env_id: str) -> catalog.GameInfo:
+    async def game_info(self, env_id: str) -> catalog.GameInfo:
         """A playable game's catalog entry (in memory once the catalog is loaded); HubError otherwise."""
         warm = self._warmup is not None and self._warmup.done() and not self._warmup.exception()
         return self._playable(env_id) if warm else await asyncio.to_thread(self._playable, env_id)

@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from agents.specs import SpecError, parse_spec
@@ -70,14 +69,6 @@ class OpenEnvError(Exception):
     def __init__(self, code: ErrorCode, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.code, self.errors = code, errors
-
-
-class OpenEnvSettings(BaseSettings):
-    """Limits of this door, from ARENA_OPENENV_* environment variables."""
-
-    model_config = SettingsConfigDict(env_prefix="ARENA_OPENENV_", extra="ignore")
-
-    max_sessions: int = Field(default=256, ge=1)  # like OpenEnv's MAX_CONCURRENT_ENVS
 
 
 # --- client -> server ---------------------------------------------------------------------------
@@ -414,7 +405,7 @@ class Session:
         if env_id is None:
             raise OpenEnvError(ErrorCode.MISSING_ENV_ID, "reset needs env_id, or connect with a base URL that names "
                                                          "the game: http://HOST:PORT/openenv/TicTacToe-v0")
-        info = await self.hub._info(env_id)  # HubError UNKNOWN_ENV / UNPLAYABLE_ENV
+        info = await self.hub.game_info(env_id)  # HubError UNKNOWN_ENV / UNPLAYABLE_ENV
         num_players = options.num_players or (2 if 2 in info.players else min(info.players))
         if num_players not in info.players:
             raise OpenEnvError(ErrorCode.BAD_NUM_PLAYERS, f"{env_id} takes {info.players_text()} players, "
@@ -515,9 +506,7 @@ def _start_game(hub: Hub, episode: Episode, player: Player, opponent: Seat | Non
             seats.append(opponent)
     live.names = [seat.agent.name for seat in seats]
     match = Match(episode.env_id, episode.seed, seats, move_timeout=hub.settings.move_timeout, tags=TAGS)
-    key = id(live)
-    hub._pending[key] = live
-    live.task = asyncio.create_task(hub._play(match, live, key))
+    hub.run_game(live, match)
     return live
 
 
@@ -548,7 +537,7 @@ class Capacity:
 def _capacity(websocket: WebSocket) -> Capacity:
     state = websocket.app.state
     if getattr(state, "openenv_capacity", None) is None:
-        state.openenv_capacity = Capacity(OpenEnvSettings().max_sessions)
+        state.openenv_capacity = Capacity(websocket.app.state.hub.settings.openenv_max_sessions)
     return state.openenv_capacity
 
 

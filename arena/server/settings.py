@@ -43,3 +43,4 @@ class ServerSettings(BaseSettings):
     house_wait: float = 10.0
     max_messages_per_second: int = 200
     match_interval: float = 0.2
+    openenv_max_sessions: int = Field(default=256, ge=1)  # OpenEnv sessions at once (like its MAX_CONCURRENT_ENVS)
