@@ -287,6 +287,12 @@ def test_get_dataset_rows_hold_the_opening_prompt_and_the_task() -> None:
         assert episode.trajectories[0].messages[:2] == row["prompt"], "the rollout starts from the dataset's prompt"
 
 
+def test_the_rubric_scores_whether_a_completion_names_a_move() -> None:
+    [move_format] = TextArenaMultistepEnv(ENV).get_rubric()
+    completions = ["I play [4]", [{"role": "assistant", "content": "<think>[4]?</think> no idea"}], "[GAME] hi"]
+    assert move_format(prompts=[None] * 3, completions=completions) == [1.0, 0.0, 0.0]
+
+
 def _spans(mask: list[int]) -> list[tuple[int, tuple[int, int]]]:
     """Runs of equal mask values: (value, (start, end))."""
     spans, start = [], 0

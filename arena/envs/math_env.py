@@ -15,6 +15,7 @@ from typing import Any
 
 from arena.envs.base import EpisodeState, MultistepEnv, RewardFunction
 from arena.envs.policy import TokenizerLike
+from arena.envs.rewards import completion_text
 from arena.envs.single_step import DatasetLike, load_rows, verify_math
 from arena.prompting import Conversation
 
@@ -117,13 +118,6 @@ def solution_steps(answer: str) -> list[str]:
     """The step lines of a reference solution (before `####`), without GSM8K's calculator notes."""
     lines = (_CALCULATION.sub("", line).strip() for line in answer.split("####")[0].splitlines())
     return [line for line in lines if line]
-
-
-def completion_text(completion: str | list[dict[str, str]]) -> str:
-    """A completion's text: the string itself, or the last message's content in a conversational completion."""
-    if isinstance(completion, str):
-        return completion
-    return str(completion[-1].get("content", "")) if completion else ""
 
 
 def math_correctness(prompts: list[Any], completions: list[Any], answer: list[str], **kwargs: Any) -> list[float]:

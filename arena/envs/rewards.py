@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import trueskill
 
 from arena.envs.episode import Outcome
+from arena.prompting import extract_action
 from arena.ratings import RatingChange, win_probability
 
 
@@ -89,3 +91,16 @@ class RoleBaseline:
         baseline = self.values.get(key, 0.0)
         self.values[key] = self.decay * baseline + (1 - self.decay) * reward
         return reward - baseline
+
+
+def completion_text(completion: str | list[dict[str, str]]) -> str:
+    """A completion's text: the string itself, or the last message's content in a conversational completion."""
+    if isinstance(completion, str):
+        return completion
+    return str(completion[-1].get("content", "")) if completion else ""
+
+
+def move_format(prompts: list[Any], completions: list[Any], **columns: Any) -> list[float]:
+    """1.0 for each completion that names a move the way the arena reads it (a [bracketed] move), else 0.0
+    (TRL's reward signature)."""
+    return [1.0 if extract_action(completion_text(c)).action else 0.0 for c in completions]

@@ -17,13 +17,14 @@ import trueskill
 from agents.base import Agent, Decision, TurnContext
 from agents.specs import AgentSpec, parse_spec
 from arena.engine import InvalidMovePolicy
-from arena.envs.base import EpisodeState, MultistepEnv
+from arena.envs.base import EpisodeState, MultistepEnv, RewardFunction
 from arena.envs.episode import Episode, Outcome, Step, Trajectory
 from arena.envs.policy import PolicyLike, TokenizerLike, as_policy, run_policy
 from arena.envs.rewards import (
     NEEDS_RATINGS,
     RewardMode,
     RoleBaseline,
+    move_format,
     outcome_of,
     outcome_reward,
     parse_reward_mode,
@@ -152,6 +153,10 @@ class TextArenaMultistepEnv(MultistepEnv):
                 for _, match, _ in started:
                     match.cancel()
                 await asyncio.gather(*[match for _, match, _ in started], return_exceptions=True)
+
+    def get_rubric(self) -> list[RewardFunction]:
+        """TRL reward functions of a completion alone: `move_format` (the episode reward comes with the rollout)."""
+        return [move_format]
 
     def _system_prompt(self, task_info: dict[str, Any]) -> str:
         return system_prompt(self.env_id, task_info["seat"], self.system_prompt)

@@ -220,8 +220,7 @@ class GenericEnvironment:
 
     def _rows(self, name: str, env: MultistepEnv) -> Iterator[dict[str, Any]]:
         """One interaction's rows: `prompt`, `data_source`, `agent_name`, `reward_model`, `extra_info`."""
-        for number in range(self.config.num_episodes or len(env.tasks)):
-            row = env.prompt_row(env.task(number))
+        for row in env.get_dataset(self.config.num_episodes or len(env.tasks)).to_list():
             task = {k: v for k, v in row.items() if k != "prompt"}
             yield {"data_source": self.config.data_source or name, "prompt": row["prompt"],
                    "agent_name": self.config.agent_name, "reward_model": {"style": "interaction", "ground_truth": ""},
