@@ -55,7 +55,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/arena serve
 
 test: $(VENV)/.installed $(CHROMIUM) postgresql-server
-	$(VENV)/bin/ruff check arena games agents migrations tests benchmarks
+	$(VENV)/bin/ruff check arena games agents migrations tests benchmarks examples
 	ARENA_CHROMIUM=$(CHROMIUM) ARENA_PG_BIN=$(PG_BIN) $(VENV)/bin/pytest -q
 	@if [ -n "$(VLLM_PYTHON)" ]; then $(MAKE) --no-print-directory test-vllm; \
 	elif [ -n "$$CI" ]; then echo "error: CI needs Python 3.11 for the vllm suite"; exit 2; \

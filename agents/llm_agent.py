@@ -54,6 +54,8 @@ class LLMAgent(Agent):
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens}
         info = turn_info(self.model_name, self.sampling, messages, reply.text, extraction, usage, latency,
                          reply.attempts, reply.errors)
+        if reply.token_ids is not None:  # the engine's own ids: what a trainer needs, kept with the turn
+            info.update(token_ids=reply.token_ids, logprobs=reply.logprobs, token_source="engine")
         return reply, Decision(extraction.action or reply.text.strip()[:500], info)
 
     def end_game(self, game_key: str) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from test_tournament_server import create_agents
 
 from agents.base import Agent, Decision, TurnContext
-from agents.specs import SpecError
+from agents.specs import SpecError, parse_spec
 from arena.envs.rewards import (
     RoleBaseline,
     outcome_of,
@@ -27,7 +27,7 @@ from arena.envs.rewards import (
 from arena.envs.textarena_env import TextArenaMultistepEnv
 from arena.prompting import PLAIN_CUE, Conversation
 from arena.ratings import RatingChange, win_probability
-from arena.store.models import EpisodeRow, RatingHistoryRow
+from arena.store.models import EpisodeRow, RatingHistoryRow, TurnRow
 from arena.testing.fake_openai import FakeLLM
 from games.catalog import GameError
 
@@ -169,6 +169,14 @@ def test_pool_opponents_are_drawn_from_the_rated_agents(db_url) -> None:
     assert opponents <= {"random", "cautious"} and opponents, opponents
 
 
+def test_pool_draws_follow_match_quality_and_repeat_per_group() -> None:
+    env = TextArenaMultistepEnv(ENV, seed=3)
+    close, far = parse_spec("close=random"), parse_spec("far=first")
+    draws = [env._draw([(close, 0.45), (far, 0.05)], group, 1)[0].name for group in range(2000)]
+    assert 0.87 < draws.count("close") / len(draws) < 0.93
+    assert draws[:50] == [env._draw([(close, 0.45), (far, 0.05)], g, 1)[0].name for g in range(50)]
+
+
 def test_bad_input_names_what_is_wrong(db_url) -> None:
     with pytest.raises(GameError, match="unknown env id 'TicTacToe-v9'"):
         TextArenaMultistepEnv("TicTacToe-v9")
@@ -201,6 +209,18 @@ def test_token_sequences_line_up_with_their_mask() -> None:
     assert ids[0] == 1 and environment[0].startswith(trajectory.messages[0]["content"])
     assert all(text.endswith(PLAIN_CUE) for text in environment)
     assert environment[1] == "\n\n" + trajectory.messages[3]["content"] + PLAIN_CUE
+
+
+def test_recorded_turns_keep_their_tokens_so_the_sequence_can_be_rebuilt(db_url, engine) -> None:
+    env = TextArenaMultistepEnv(ENV, opponent="first", tokenizer=CharTokenizer(), record=db_url)
+    [episode] = rollout(env, "random", 1)
+    [trajectory] = episode.trajectories
+    with Session(engine) as session:
+        turns = session.scalars(select(TurnRow).where(TurnRow.episode_id == episode.episode_id,
+                                                      TurnRow.seat == trajectory.seat).order_by(TurnRow.idx)).all()
+    rebuilt = [i for t in turns for i in t.info["env_token_ids"] + t.info["token_ids"]]
+    assert rebuilt == trajectory.token_ids and len(turns) == len(trajectory.steps)
+    assert [t.info["token_source"] for t in turns] == ["tokenizer"] * len(turns)
 
 
 async def test_token_ids_and_logprobs_come_from_the_engine_when_it_returns_them() -> None:

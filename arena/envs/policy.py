@@ -64,7 +64,8 @@ async def run_policy(agent: Agent, chat: TokenChat, observation: str, context: T
     if not isinstance(agent, LLMAgent):  # a scripted policy: its action is its whole reply
         decision = await agent.decide(observation, context)
         chat.answer(decision.action)
-        return Generation(decision.action, decision.action, 0, decision.info)
+        return Generation(decision.action, decision.action, 0, {**decision.info, **chat.turn_tokens()})
     reply, decision = await agent.respond(messages, chat.prompt_ids)
     chat.answer(reply.text, reply.token_ids, reply.logprobs)
-    return Generation(reply.text, decision.action, reply.completion_tokens or 0, decision.info)
+    return Generation(reply.text, decision.action, reply.completion_tokens or 0,
+                      {**decision.info, **chat.turn_tokens()})

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import trueskill
+from sqlalchemy.orm import Session
 
 from agents.base import Agent, Decision, TurnContext
 from agents.specs import AgentSpec, parse_spec
@@ -38,7 +39,6 @@ from arena.prompting import Conversation, extract_action, system_prompt
 from arena.ratings import RatingChange
 from arena.runner import Match, MatchResult, Seat
 from arena.store import ratings as rating_rows
-from arena.store.models import AgentRow
 from games import catalog
 
 TURN_LIMIT = "turn limit"  # the engine's reason when a game is cut short
@@ -207,15 +207,14 @@ class TextArenaMultistepEnv(MultistepEnv):
         refs = self.opponent
         return [[refs[(group + k) % len(refs)] for k in range(others)] for group in groups]
 
-    def _pool(self, session: Any) -> list[tuple[AgentSpec, float]]:
+    def _pool(self, session: Session) -> list[tuple[AgentSpec, float]]:
         """Rated agents of this env the arena can rebuild, each with its match quality against the policy."""
         from agents.specs import BUILDERS
 
-        rated = rating_rows.ratings_in(session, self.env_id)
-        rows = session.query(AgentRow).filter(AgentRow.id.in_(list(rated))).all()
-        mine = next((trueskill.Rating(*rated[r.id]) for r in rows if r.name == self.name), trueskill.Rating())
-        pool = [(parse_spec(f"{r.name}={r.spec}"), trueskill.quality_1vs1(mine, trueskill.Rating(*rated[r.id])))
-                for r in rows if r.name != self.name and r.kind in BUILDERS and r.spec]
+        rated = rating_rows.rated_agents(session, self.env_id)
+        mine = next((trueskill.Rating(a.mu, a.sigma) for a in rated if a.name == self.name), trueskill.Rating())
+        pool = [(parse_spec(f"{a.name}={a.spec}"), trueskill.quality_1vs1(mine, trueskill.Rating(a.mu, a.sigma)))
+                for a in rated if a.name != self.name and a.kind in BUILDERS and a.spec]
         if not pool:
             raise ValueError(f"opponent='pool': the arena database has no rated agents for {self.env_id} "
                              "that can play here; rate some first (arena play or a tournament)")

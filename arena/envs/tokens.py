@@ -87,6 +87,7 @@ class TokenChat:
         self.logprobs: list[float | None] = []
         self.source: str | None = None
         self._sampled: list[int] = []
+        self._turn_start = 0  # where the tokens of the turn being played begin
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -101,6 +102,7 @@ class TokenChat:
     def observe(self, observation: str) -> list[dict[str, str]]:
         """Add the environment's observation (its new part) as a user message; returns the chat to send."""
         first = not self.conversation.messages
+        self._turn_start = len(self.ids)
         messages = self.conversation.prompt(observation)
         if self.tokenizer is not None:
             added = self.tokenizer.opening(messages) if first else self.tokenizer.reply(messages[-1], self._sampled)
@@ -119,6 +121,15 @@ class TokenChat:
             return
         self._sampled = list(token_ids)
         self._extend(self._sampled, 1, list(logprobs) if logprobs is not None else [None] * len(token_ids))
+
+    def turn_tokens(self) -> dict[str, Any]:
+        """The tokens the last turn added, as a turn records them: the environment's, then the model's with
+        their logprobs (empty without a tokenizer or engine ids). A seat's turns, joined, are its sequence."""
+        if not self.ids:
+            return {}
+        start, sampled = self._turn_start, len(self.ids) - len(self._sampled)
+        return {"env_token_ids": self.ids[start:sampled], "token_ids": self.ids[sampled:],
+                "logprobs": self.logprobs[sampled:], "token_source": self.source}
 
     def _extend(self, ids: list[int], mask: int, logprobs: list[float | None]) -> None:
         self.ids += ids

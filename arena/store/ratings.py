@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -101,6 +102,25 @@ def ratings_in(session: Session, scope: str) -> dict[int, tuple[float, float]]:
     """(mu, sigma) per agent id in one scope (an env id, or '*' overall)."""
     query = select(RatingRow.agent_id, RatingRow.mu, RatingRow.sigma).where(RatingRow.env_id == scope)
     return {a: (mu, sigma) for a, mu, sigma in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class RatedAgent:
+    """An agent rated in some scope: its name, how it was built, and its rating there."""
+
+    name: str
+    kind: str
+    spec: str
+    mu: float
+    sigma: float
+
+
+def rated_agents(session: Session, scope: str) -> list[RatedAgent]:
+    """The agents rated in one scope, with their specs, by name."""
+    query = (select(AgentRow.name, AgentRow.kind, AgentRow.spec, RatingRow.mu, RatingRow.sigma)
+             .join(RatingRow, RatingRow.agent_id == AgentRow.id).where(RatingRow.env_id == scope)
+             .order_by(AgentRow.name))
+    return [RatedAgent(*row) for row in session.execute(query)]
 
 
 def ratings_of(session: Session, agent_id: int) -> dict[str, tuple[float, float]]:
