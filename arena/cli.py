@@ -1,4 +1,5 @@
-"""The `arena` command line: play, tournament, leaderboard, games, serve, connect, db upgrade, ratings rebuild."""
+"""The `arena` command line: play, tournament, leaderboard, games, serve, connect, export, db upgrade, ratings
+rebuild."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import random
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from agents.base import Agent
 from agents.specs import AgentSpec, SpecError, build_agent, parse_specs
 from arena import ratings
 from arena.engine import InvalidMovePolicy
+from arena.export import ExportError, export
 from arena.play import AgentStartError, Arena, GameResult, schedule, start_agent
 from arena.protocol import GameStatus
 from arena.store import tournaments as tournament_store
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("action", choices=["rebuild"])
     rate.add_argument("--db", help=db_help)
     _tournament_parser(commands, db_help)
+    _export_parser(commands, db_help)
     return parser
 
 
@@ -164,12 +167,33 @@ def _tournament_parser(commands, db_help: str) -> None:
     listing.add_argument("--db", help=db_help)
 
 
+def _export_parser(commands, db_help: str) -> None:
+    """`arena export`."""
+    export = commands.add_parser("export", help="training data from the stored games (docs/export.md)")
+    export.add_argument("--format", required=True, metavar="FORMAT",
+                        help="messages, prompt-completion, preference, verl, tokens or episodes")
+    export.add_argument("-o", "--output", required=True, metavar="PATH",
+                        help="file to write: *.jsonl or *.parquet; - writes JSONL to stdout")
+    export.add_argument("--env", nargs="+", action="extend", default=[], metavar="ENV", help="only these envs")
+    export.add_argument("--agent", nargs="+", action="extend", default=[], metavar="NAME",
+                        help="only the seats these agents played")
+    export.add_argument("--since", metavar="DATE", help="games started on or after DATE (YYYY-MM-DD or ISO time)")
+    export.add_argument("--until", metavar="DATE", help="games started before DATE (a date: through that day)")
+    export.add_argument("--min-rating", metavar="R",
+                        help="only seats whose agent's rating (mu - 3 sigma) in the game's env is at least R")
+    export.add_argument("--outcome", metavar="RESULT", help="only seats that ended with win, draw or loss")
+    export.add_argument("--reward", default="outcome", metavar="MODE", help="outcome (default), trueskill or surprise")
+    export.add_argument("--tournament", metavar="NAME", help="only the games of this tournament")
+    export.add_argument("--only-winners", action="store_true", help="only the seats that won (--outcome win)")
+    export.add_argument("--db", help=db_help)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `arena` console script."""
     args = build_parser().parse_args(argv)
     handler = {"play": cmd_play, "leaderboard": cmd_leaderboard, "games": cmd_games, "db": cmd_db,
                "ratings": cmd_ratings, "serve": cmd_serve, "agents": cmd_agents, "connect": cmd_connect,
-               "tournament": cmd_tournament}[args.command]
+               "tournament": cmd_tournament, "export": cmd_export}[args.command]
     try:
         return handler(args)
     except (UsageError, SpecError, StoreError, catalog.GameError, AgentConflict, AgentStartError, FormatError,
@@ -216,10 +240,10 @@ async def _play(args: argparse.Namespace, specs: Sequence[AgentSpec], built: dic
 class _ProgressBar:
     """A rich progress bar with an ETA on a terminal; nothing otherwise. Entering gives `advance(n)`."""
 
-    def __init__(self, total: int, label: str) -> None:
+    def __init__(self, total: int, label: str, out: Console = console) -> None:
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                            console=console) if console.is_terminal else None
+                            console=out) if out.is_terminal else None
         self.total, self.label = total, label
 
     def __enter__(self) -> Callable[[int], None]:
@@ -390,6 +414,30 @@ def cmd_ratings(args: argparse.Namespace) -> int:
     print(f"{len(report.mismatches)} ratings differed from the log and were replaced")
     return 1
 
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write training data from the episode log; messages go to stderr when the data goes to stdout."""
+    out = Console(stderr=True) if args.output == "-" else console
+    with ExitStack() as bars:
+        try:
+            summary = export(args.output, args.format, args.db, reward=args.reward,
+                             progress=lambda total: bars.enter_context(_ProgressBar(total, "export", out)),
+                             envs=args.env, agents=args.agent, since=args.since, until=args.until,
+                             min_rating=args.min_rating, outcome=args.outcome, tournament=args.tournament,
+                             only_winners=args.only_winners)
+        except ExportError as error:
+            option = f"--{error.option.replace('_', '-')}: " if error.option else ""
+            raise UsageError(option + error.message) from None
+    where, stream = ("stdout", sys.stderr) if args.output == "-" else (args.output, sys.stdout)
+    if summary.rows:
+        print(f"wrote {summary.rows} {summary.format} rows from {summary.episodes} games to {where}", file=stream)
+    else:
+        print(f"no {summary.format} rows matched ({summary.episodes} games read): wrote an empty file to {where}",
+              file=stream)
+    return 0
 
 
 # --- tournament -----------------------------------------------------------------------------

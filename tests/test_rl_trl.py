@@ -98,3 +98,34 @@ def test_grpo_trainer_runs_a_step_with_environment_factory(env: MathEnv, tmp_pat
     assert logged["rewards/ArenaToolEnv/mean"] == 0.0  # get_reward: an untrained model never answers
     assert len(made) == 2 and all(e._state is not None for e in made)  # TRL reset one per rollout, with a task
     assert env._sessions == {}  # and get_reward released each episode
+
+
+def test_sft_trainer_trains_on_the_messages_export(tmp_path: Path) -> None:
+    import asyncio
+    from importlib.resources import files
+
+    from datasets import load_dataset
+    from helpers import play_games
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from arena.export import export
+    from arena.play import schedule
+
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    asyncio.run(play_games(url, schedule("TicTacToe-v0", ["random", "first"], 4, 1)))
+    summary = export(tmp_path / "messages.jsonl", "messages", url)
+    dataset = load_dataset("json", data_files=str(tmp_path / "messages.jsonl"), split="train")
+    assert len(dataset) == summary.rows == 8 and dataset[0]["messages"][0]["role"] == "system"
+
+    tokenizer = char_tokenizer()
+    tokenizer.chat_template = (files("trl") / "chat_templates" / "qwen2_5.jinja").read_text()
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                         pad_token_id=0, bos_token_id=1, eos_token_id=2))
+    args = trl.SFTConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, max_steps=1, max_length=512,
+                         use_cpu=True, bf16=False, report_to="none", save_strategy="no", logging_steps=1)
+    trainer = trl.SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    first = trainer.train_dataset[0]
+    assert "input_ids" in first and "Tic Tac Toe" in tokenizer.decode(first["input_ids"])  # TRL read the chat
+    trainer.train()
+    assert trainer.state.log_history[0]["loss"] > 0

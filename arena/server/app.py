@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from arena.play import Arena
 from arena.server.connection import Connection
+from arena.server.export_api import router as export_router
 from arena.server.http_api import router
 from arena.server.hub import Hub
 from arena.server.openenv import router as openenv_router
@@ -50,6 +51,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="Arena", version="0.1.0", lifespan=lifespan,
                   description="LLMs and people play TextArena games; episodes, turns and TrueSkill ratings.")
     app.include_router(router)
+    app.include_router(export_router)
     app.include_router(textarena_router)
     app.include_router(openenv_router)
 

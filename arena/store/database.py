@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -38,7 +39,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def create(url: str) -> Engine:
     """An SQLAlchemy engine for `url`, with SQLite tuned for one writer and many readers."""
     try:
-        engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"),
+                                  json_deserializer=orjson.loads)  # JSON columns (turn info) read faster
     except (ArgumentError, NoSuchModuleError, ImportError) as error:
         raise StoreError(f"cannot use database URL '{url}': {error}") from error
     if engine.dialect.name == "sqlite":
