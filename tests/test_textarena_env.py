@@ -10,7 +10,7 @@ import pytest
 import trueskill
 from rl_helpers import CharTokenizer
 from server_helpers import Client
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from test_tournament_server import create_agents
 
@@ -27,6 +27,7 @@ from arena.envs.rewards import (
 from arena.envs.textarena_env import TextArenaMultistepEnv
 from arena.prompting import PLAIN_CUE, Conversation
 from arena.ratings import RatingChange, win_probability
+from arena.store.database import open_database
 from arena.store.models import EpisodeRow, RatingHistoryRow, TurnRow
 from arena.testing.fake_openai import FakeLLM
 from games.catalog import GameError
@@ -167,6 +168,18 @@ def test_pool_opponents_are_drawn_from_the_rated_agents(db_url) -> None:
     episodes = rollout(pool, "first", 12)
     opponents = {name for e in episodes for name in e.agents} - {"learner"}
     assert opponents <= {"random", "cautious"} and opponents, opponents
+    stored = _episodes(db_url)
+    rows = pool.get_dataset(4).to_list()  # the openings are played against the pool too, and not recorded
+    assert [r["seat"] for r in rows] == [0, 1, 0, 1] and "[Player 0] [" in rows[1]["prompt"][1]["content"]
+    assert _episodes(db_url) == stored
+
+
+def _episodes(url: str) -> int:
+    engine = open_database(url)
+    with Session(engine) as session:
+        count = session.scalar(select(func.count()).select_from(EpisodeRow))
+    engine.dispose()
+    return count
 
 
 def test_pool_draws_follow_match_quality_and_repeat_per_group() -> None:

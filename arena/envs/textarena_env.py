@@ -39,6 +39,7 @@ from arena.prompting import Conversation, extract_action, system_prompt
 from arena.ratings import RatingChange
 from arena.runner import Match, MatchResult, Seat
 from arena.store import ratings as rating_rows
+from arena.store.database import open_database
 from games import catalog
 
 TURN_LIMIT = "turn limit"  # the engine's reason when a game is cut short
@@ -202,10 +203,21 @@ class TextArenaMultistepEnv(MultistepEnv):
         if self.opponent == "self":
             return [[] for _ in groups]
         if self.opponent == "pool":
-            pool = await asyncio.to_thread(arena.read, self._pool)
+            pool = await asyncio.to_thread(self._read_pool, arena)
             return [self._draw(pool, group, others) for group in groups]
         refs = self.opponent
         return [[refs[(group + k) % len(refs)] for k in range(others)] for group in groups]
+
+    def _read_pool(self, arena: Arena) -> list[tuple[AgentSpec, float]]:
+        """The pool, read from the arena's database, or from `record` for an arena that records nothing."""
+        if arena.record:
+            return arena.read(self._pool)
+        engine = open_database(self.record)
+        try:
+            with Session(engine) as session:
+                return self._pool(session)
+        finally:
+            engine.dispose()
 
     def _pool(self, session: Session) -> list[tuple[AgentSpec, float]]:
         """Rated agents of this env the arena can rebuild, each with its match quality against the policy."""
