@@ -53,7 +53,13 @@ def main() -> None:
     parser.add_argument("--max-model-len", type=int, default=4096, help="vLLM's context length (default 4096)")
     args = parser.parse_args()
 
-    make_env(args).evaluate_llm(make_policy(args), args.episodes, verbose=True)
+    policy = make_policy(args)
+    try:
+        make_env(args).evaluate_llm(policy, args.episodes, verbose=True)
+    finally:  # stop vLLM's engine process now: left to interpreter exit, its shutdown can hang
+        engine = getattr(getattr(policy, "llm_engine", None), "engine_core", None)
+        if engine is not None:
+            engine.shutdown()
 
 
 if __name__ == "__main__":
