@@ -55,65 +55,54 @@ def assistant(text: str) -> list[Message]:
     return [{"role": "assistant", "content": text}]
 
 
-def messages_rows(episodes: Iterable[StoredEpisode], mode: RewardMode) -> Iterator[ExportRow]:
-    """One chat per picked seat that moved; each assistant message weighs 1 when it is a valid move of a winner."""
+def seats_played(episodes: Iterable[StoredEpisode], mode: RewardMode
+                 ) -> Iterator[tuple[StoredEpisode, StoredSeat, list[Row], ExportRow]]:
+    """(episode, seat, its turns, its row fields) for every picked seat that moved, in order."""
     for episode in episodes:
         rewards = seat_rewards(episode, mode)
         for seat in picked(episode):
             turns = seat_turns(episode, seat.seat)
-            if not turns:
-                continue
-            exchanges, chat = dialogue(episode.env_id, seat.seat, turns)
-            weights = iter([int(seat.result == GameResult.WIN and not e.turn.invalid) for e in exchanges])
-            messages = [{**m, "weight": next(weights)} if m["role"] == "assistant" else m for m in chat]
-            yield {"messages": messages, **seat_fields(episode, seat, rewards)}
+            if turns:
+                yield episode, seat, turns, seat_fields(episode, seat, rewards)
+
+
+def messages_rows(episodes: Iterable[StoredEpisode], mode: RewardMode) -> Iterator[ExportRow]:
+    """One chat per picked seat that moved; each assistant message weighs 1 when it is a valid move of a winner."""
+    for episode, seat, turns, fields in seats_played(episodes, mode):
+        exchanges, chat = dialogue(episode.env_id, seat.seat, turns)
+        weights = iter([int(seat.result == GameResult.WIN and not e.turn.invalid) for e in exchanges])
+        messages = [{**m, "weight": next(weights)} if m["role"] == "assistant" else m for m in chat]
+        yield {"messages": messages, **fields}
 
 
 def prompt_completion_rows(episodes: Iterable[StoredEpisode], mode: RewardMode) -> Iterator[ExportRow]:
     """One row per move of a picked seat: the chat the agent was sent (or the rebuilt one) and its reply."""
-    for episode in episodes:
-        rewards = seat_rewards(episode, mode)
-        for seat in picked(episode):
-            exchanges, _ = dialogue(episode.env_id, seat.seat, seat_turns(episode, seat.seat))
-            fields = seat_fields(episode, seat, rewards)
-            for e in exchanges:
-                yield {"prompt": recorded_prompt(e.turn) or e.chat, "completion": assistant(e.reply), **fields,
-                       "turn": e.turn.idx, "invalid": bool(e.turn.invalid)}
+    for episode, seat, turns, fields in seats_played(episodes, mode):
+        exchanges, _ = dialogue(episode.env_id, seat.seat, turns)
+        for e in exchanges:
+            yield {"prompt": recorded_prompt(e.turn) or e.chat, "completion": assistant(e.reply), **fields,
+                   "turn": e.turn.idx, "invalid": bool(e.turn.invalid)}
 
 
 def verl_rows(episodes: Iterable[StoredEpisode], mode: RewardMode) -> Iterator[ExportRow]:
     """One verl row per picked seat: its first prompt, and the task (env, seed, seat) the interaction replays."""
-    index = itertools.count()
-    for episode in episodes:
-        rewards = seat_rewards(episode, mode)
-        for seat in picked(episode):
-            turns = seat_turns(episode, seat.seat)
-            if not turns:
-                continue
-            i = next(index)
-            prompt = Conversation(system_prompt(episode.env_id, seat.seat), growing=True).prompt(turns[0].observation)
-            fields = seat_fields(episode, seat, rewards)
-            task = {"name": episode.env_id, "env_id": episode.env_id, "seed": episode.seed, "seat": seat.seat,
-                    "index": i}
-            yield {"data_source": episode.env_id, "prompt": prompt, "ability": "game", "agent_name": VERL_AGENT,
-                   "reward_model": {"style": "interaction", "ground_truth": ""},
-                   "extra_info": {"split": "train", "index": i, "episode_id": episode.id, "agent": seat.agent,
-                                  "outcome": fields["outcome"], "reward": fields["reward"],
-                                  "interaction_kwargs": task}}
+    for i, (episode, seat, turns, fields) in enumerate(seats_played(episodes, mode)):
+        prompt = Conversation(system_prompt(episode.env_id, seat.seat), growing=True).prompt(turns[0].observation)
+        task = {"name": episode.env_id, "env_id": episode.env_id, "seed": episode.seed, "seat": seat.seat, "index": i}
+        yield {"data_source": episode.env_id, "prompt": prompt, "ability": "game", "agent_name": VERL_AGENT,
+               "reward_model": {"style": "interaction", "ground_truth": ""},
+               "extra_info": {"split": "train", "index": i, "episode_id": episode.id, "agent": seat.agent,
+                              "outcome": fields["outcome"], "reward": fields["reward"], "interaction_kwargs": task}}
 
 
 def tokens_rows(episodes: Iterable[StoredEpisode], mode: RewardMode) -> Iterator[ExportRow]:
     """One row per picked seat whose every turn recorded token ids: the joined sequence, masks and logprobs."""
-    for episode in episodes:
-        rewards = seat_rewards(episode, mode)
-        for seat in picked(episode):
-            sequence = token_sequence(seat_turns(episode, seat.seat))
-            if sequence is None:
-                continue
+    for _, _, turns, fields in seats_played(episodes, mode):
+        sequence = token_sequence(turns)
+        if sequence is not None:
             yield {"input_ids": sequence.ids, "attention_mask": [1] * len(sequence.ids),
-                   "assistant_masks": sequence.mask, "logprobs": sequence.logprobs,
-                   **seat_fields(episode, seat, rewards), "token_source": sequence.source,
-                   "complete": sequence.complete}
+                   "assistant_masks": sequence.mask, "logprobs": sequence.logprobs, **fields,
+                   "token_source": sequence.source, "complete": sequence.complete}
 
 
 def iso(moment: datetime | None) -> str | None:
