@@ -187,8 +187,19 @@ class MatchFound(Message):
     resumed: bool = False
 
 
+class GameMessage(BaseModel):
+    """One game message: sender (-1 is the game), text, TextArena observation type, and whether only the
+    receiving seat got it (`private`; always false in `event`, which carries public messages)."""
+
+    sender: int
+    text: str
+    kind: str
+    private: bool = False
+
+
 class Turn(Message):
-    """Your move: the observation, and the wall-clock deadline (Unix seconds)."""
+    """Your move: the observation, the wall-clock deadline (Unix seconds), the valid moves when the observation
+    lists them (e.g. ["[0]", "[4]"]), and everything this seat has been shown so far as structured messages."""
 
     type: Literal["turn"] = "turn"
     game_id: int
@@ -196,22 +207,19 @@ class Turn(Message):
     turn: int
     observation: str
     deadline: float
+    moves: list[str] = []
+    messages: list[GameMessage] = []
 
 
 class Ack(Message):
-    """Your action was accepted and its turn is stored; `turn` is the turn it answered (its index)."""
+    """Your action was accepted and its turn is stored; `turn` is the turn it answered (its index). `invalid`:
+    the game rejected the move (`reason` says why); the game's rules decide whether you move again."""
 
     type: Literal["ack"] = "ack"
     game_id: int
     turn: int
-
-
-class GameMessage(BaseModel):
-    """One public game message: sender (-1 is the game), text, TextArena observation type."""
-
-    sender: int
-    text: str
-    kind: str
+    invalid: bool = False
+    reason: str | None = None
 
 
 class Event(Message):
@@ -235,6 +243,10 @@ class GameOver(Message):
     rating_before: float | None = None
     rating_after: float | None = None
     rating_change: float | None = None
+    mu_before: float | None = None
+    sigma_before: float | None = None
+    mu_after: float | None = None
+    sigma_after: float | None = None
 
 
 class ChallengeStarted(Message):

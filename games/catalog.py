@@ -6,12 +6,15 @@ import difflib
 import json
 import os
 import queue
+import re
 import select
 import subprocess
 import sys
 import threading
+import tomllib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 from arena.paths import cache_root
@@ -20,6 +23,8 @@ TEXTARENA_VERSION = "0.7.4"
 VARIANT_SUFFIXES = ("-raw", "-train")
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 PROBE_TIME_LIMIT_S = float(os.environ.get("ARENA_PROBE_TIMEOUT", "20"))
+DESCRIPTIONS = Path(__file__).with_name("descriptions.toml")
+_ID = re.compile(r"^(?P<game>.*?)-v(?P<version>\d+)(?:-(?P<variant>.+))?$")
 
 
 class GameError(Exception):
@@ -52,6 +57,22 @@ def family_of(env_id: str) -> str:
         if env_id.endswith(suffix):
             return env_id[: -len(suffix)]
     return env_id
+
+
+def game_and_variant(env_id: str) -> tuple[str, str]:
+    """The game an id plays and which variant of it: 2048-v0-hard-train -> ('2048', 'hard-train'),
+    TicTacToe-v0 -> ('TicTacToe', ''), Chess-v1 -> ('Chess', 'v1')."""
+    match = _ID.match(env_id)
+    if match is None:
+        return env_id, ""
+    version = match["version"]
+    return match["game"], "-".join(filter(None, ["" if version == "0" else f"v{version}", match["variant"]]))
+
+
+@cache
+def descriptions() -> dict[str, str]:
+    """One line per game, for the lobby (games/descriptions.toml)."""
+    return tomllib.loads(DESCRIPTIONS.read_text())
 
 
 def registered_ids() -> list[str]:

@@ -3,6 +3,7 @@ metrics."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -11,14 +12,16 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena import ratings
+from arena.leaderboard import BoardEntry, board
 from arena.play import Arena
 from arena.protocol import GameResult, GameStatus, OnlineAgents
 from arena.store import episodes
+from arena.store import ratings as rating_rows
 from arena.store import tournaments as tournament_store
-from arena.store.models import EpisodeRow
+from arena.store.models import OVERALL, AgentRow, EpisodeRow
 from arena.tournament.html import render_html
 from arena.tournament.report import TournamentReport, build_report, build_summary
 from arena.tournament.run import UnknownTournament
@@ -28,10 +31,15 @@ router = APIRouter()
 
 
 class GameEntry(BaseModel):
-    """A playable game."""
+    """A playable game: its id, player counts, the game it is a variant of ('' for the main one), and a line
+    describing that game."""
 
     env_id: str
     players: list[int]
+    family: str
+    variant: str
+    description: str
+    single_player: bool
 
 
 class HouseAgent(BaseModel):
@@ -116,7 +124,11 @@ def health(request: Request) -> dict[str, Any]:
 @router.get("/api/games")
 def games() -> list[GameEntry]:
     """The playable catalog."""
-    return [GameEntry(env_id=e.env_id, players=list(e.players)) for e in catalog.load().values() if e.playable]
+    lines = catalog.descriptions()
+    return [GameEntry(env_id=e.env_id, players=list(e.players), family=family, variant=variant,
+                      description=lines.get(family, ""), single_player=list(e.players) == [1])
+            for e in catalog.load().values() if e.playable
+            for family, variant in [catalog.game_and_variant(e.env_id)]]
 
 
 @router.get("/api/house")
@@ -133,22 +145,57 @@ def online(request: Request) -> OnlineAgents:
 
 
 @router.get("/api/leaderboard")
-def leaderboard(request: Request, env: str | None = None) -> list[ratings.Standing]:
-    """Ratings in one env, or overall, best first."""
-    return _arena(request).leaderboard(env)
+def leaderboard(request: Request, env: str | None = None, tournament: str | None = None) -> list[BoardEntry]:
+    """Ratings in one env, or overall, best first; within one tournament's agents and games if named.
+    Bradley–Terry ratings with 95% intervals come with a tournament or enough games."""
+    try:
+        return _arena(request).read(partial(board, env_id=env, tournament=tournament))
+    except UnknownTournament as error:
+        raise HTTPException(404, str(error)) from error
+
+
+class RatingPoint(BaseModel):
+    """An agent's rating after one episode (`rating` is mu - 3 sigma), and before it."""
+
+    episode_id: int
+    env_id: str
+    at: datetime | None
+    mu_before: float
+    sigma_before: float
+    mu: float
+    sigma: float
+    rating: float
+
+
+@router.get("/api/agents/{name}/history")
+def rating_history(request: Request, name: str, env: str | None = None) -> list[RatingPoint]:
+    """An agent's rating after each of its rated games in one env (or overall), oldest first."""
+    points = _arena(request).read(partial(_history, name=name, scope=env or OVERALL))
+    if points is None:
+        raise HTTPException(404, f"no agent named '{name}'")
+    return points
+
+
+def _history(session: Session, name: str, scope: str) -> list[RatingPoint] | None:
+    agent_id = session.scalar(select(AgentRow.id).where(AgentRow.name == name))
+    if agent_id is None:
+        return None
+    return [RatingPoint(**asdict(p), rating=p.mu - 3 * p.sigma)
+            for p in rating_rows.rating_history(session, agent_id, scope)]
 
 
 @router.get("/api/episodes")
-def list_episodes(request: Request, env: str | None = None, agent: str | None = None,
+def list_episodes(request: Request, env: str | None = None, agent: str | None = None, status: GameStatus | None = None,
                   limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> list[EpisodeSummary]:
     """Episodes, newest first."""
-    rows = partial(episodes.list_episodes, env_id=env, agent=agent, limit=limit, offset=offset)
+    rows = partial(episodes.list_episodes, env_id=env, agent=agent, status=status, limit=limit, offset=offset)
     return _arena(request).read(lambda session: [_summary(row) for row in rows(session)])
 
 
 @router.get("/api/episodes/{episode_id}")
 def episode(request: Request, episode_id: int) -> EpisodeDetail:
-    """One episode with its whole turn log."""
+    """One episode with its whole turn log; while it runs, what each seat saw and did (observations, prompts,
+    actions) is withheld: it may hold a seat's private information (spectate for the public view)."""
     detail = _arena(request).read(partial(_detail, episode_id=episode_id))
     if detail is None:
         raise HTTPException(404, f"no episode {episode_id}")
@@ -159,9 +206,11 @@ def _detail(session: Session, episode_id: int) -> EpisodeDetail | None:
     row = episodes.get_episode(session, episode_id)
     if row is None:
         return None
-    turns = [TurnInfo(index=t.idx, seat=t.seat, observation=t.observation, action=t.action,
+    shown = row.status != GameStatus.RUNNING
+    turns = [TurnInfo(index=t.idx, seat=t.seat, observation=t.observation if shown else "",
+                      action=t.action if shown else "",
                       invalid=t.invalid, invalid_reason=t.invalid_reason, elapsed=t.elapsed, error=t.error,
-                      info=t.info or {}) for t in episodes.episode_turns(session, episode_id)]
+                      info=(t.info or {}) if shown else {}) for t in episodes.episode_turns(session, episode_id)]
     return EpisodeDetail(**_summary(row).model_dump(), turns=turns)
 
 

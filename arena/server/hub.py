@@ -10,9 +10,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 
+from agents.llm_agent import LLMAgent
 from arena import protocol
 from arena.engine import Event, Game, GameOver, Message, MessagesDelivered, Outcome, PublicMessages, TurnRecorded
 from arena.play import Arena
+from arena.ratings import RatingChange
 from arena.runner import Match, MatchListener, MatchResult, Seat
 from arena.server.matchmaking import Pairing, Ticket, WaitingChallenge, find_matches, start_challenges
 from arena.server.metrics import ServerMetrics
@@ -102,6 +104,8 @@ class Hub:
             log.warning("marked %d episodes left running by a previous process as aborted", aborted)
         for text in self.settings.house:
             seat = await self.arena.seat(text)
+            if isinstance(seat.agent, LLMAgent) and seat.agent.options.constrain is None:
+                seat.agent.options.constrain = True  # a house model answers with a listed move (spec can opt out)
             if seat.agent.name not in self._house_players:
                 self.house.append(seat)
                 self._house_players[seat.agent.name] = Player(seat.agent_id, seat.agent.name, "house", HouseOutbox())
@@ -397,12 +401,8 @@ class Hub:
         scoped = {c.agent_id: c for c in changes if c.env_id == live.env_id}
         for seat_index, player in live.seated().items():
             change = scoped.get(player.agent_id)
-            player.send(base.model_copy(update={
-                "seat": seat_index, "reward": outcome.rewards.get(seat_index),
-                "rating_before": change.before if change else None,
-                "rating_after": change.after if change else None,
-                "rating_change": change.change if change else None,
-            }))
+            player.send(base.model_copy(update={"seat": seat_index, "reward": outcome.rewards.get(seat_index),
+                                                **(_rating_fields(change) if change else {})}))
         if live.challenge is not None:
             live.challenge.challenger.send(protocol.ChallengeOver(
                 ref=live.challenge.request.ref, game_id=live.game_id, status=outcome.status, rewards=outcome.rewards,
@@ -483,6 +483,7 @@ class _LiveListener(MatchListener):
 
     def events(self, episode_id: int, events: list[Event]) -> None:
         live = self.live
+        public = Counter(m for event in events if isinstance(event, PublicMessages) for m in event.messages)
         for event in events:
             match event:
                 case TurnRecorded(turn=turn):
@@ -491,9 +492,10 @@ class _LiveListener(MatchListener):
                         remote.moved_last = remote.seat == turn.seat
                     mover = live.remote.get(turn.seat)
                     if mover is not None and mover.answered == turn.index and turn.error is None:
-                        mover.player.send(protocol.Ack.model_construct(game_id=episode_id, turn=turn.index))
+                        mover.player.send(protocol.Ack.model_construct(
+                            game_id=episode_id, turn=turn.index, invalid=turn.invalid, reason=turn.invalid_reason))
                 case MessagesDelivered(seat=seat, messages=messages) if seat in live.remote:
-                    live.remote[seat].delivered.extend(messages)
+                    live.remote[seat].receive(messages, public)
                 case PublicMessages(messages=messages):
                     live.public.extend(messages)
                     live.broadcast(_event(episode_id, messages))
@@ -509,6 +511,13 @@ def _ended(live: LiveGame, reason: str) -> Outcome:
     if outcome is not None and outcome.status == protocol.GameStatus.ABORTED:
         return outcome
     return Outcome(status=protocol.GameStatus.ABORTED, rewards={}, reason=reason)
+
+
+def _rating_fields(change: RatingChange) -> dict[str, float]:
+    """A seat's rating change in the game's env, as `game_over` fields."""
+    return {"rating_before": change.before, "rating_after": change.after, "rating_change": change.change,
+            "mu_before": change.mu_before, "sigma_before": change.sigma_before, "mu_after": change.mu_after,
+            "sigma_after": change.sigma_after}
 
 
 def _event(game_id: int, messages: list[Message]) -> protocol.Event:

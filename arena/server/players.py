@@ -4,11 +4,13 @@ that waits on a connected player's moves."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from agents.base import Agent, Decision, TurnContext
+from agents.moves import valid_moves
 from arena import protocol
 from arena.engine import Message
 from arena.runner import Abandoned
@@ -59,7 +61,8 @@ class RemoteSeat(Agent):
     """The agent for a seat held by a connected player: `decide` sends `turn` and waits for `action`.
 
     The live game's listener keeps the seat up to date from the engine's committed events: the messages
-    delivered to this seat (`delivered`) and whether the latest turn is this seat's (`moved_last`)."""
+    delivered to this seat (`delivered`, with the indices of those only this seat got in `private`) and
+    whether the latest turn is this seat's (`moved_last`)."""
 
     def __init__(self, player: Player, game_id: int, seat: int, grace: float,
                  abandon: asyncio.Future[tuple[int, str]], turn_sent: Callable[[int], None]) -> None:
@@ -69,6 +72,7 @@ class RemoteSeat(Agent):
         self.turn: protocol.Turn | None = None
         self.answered: int | None = None  # the turn whose action the player sent last
         self.delivered: list[Message] = []
+        self.private: set[int] = set()
         self.moved_last = False
         self._answer: asyncio.Future[str] | None = None
         self._gone: asyncio.TimerHandle | None = None
@@ -80,13 +84,30 @@ class RemoteSeat(Agent):
         if self.abandon.done():
             raise Abandoned(*self.abandon.result())
         self.turn = protocol.Turn.model_construct(game_id=self.game_id, seat=self.seat, turn=context.turn,
-                                                  observation=observation, deadline=context.deadline or 0.0)
+                                                  observation=observation, deadline=context.deadline or 0.0,
+                                                  moves=valid_moves(observation), messages=self.shown())
         self._answer = asyncio.get_running_loop().create_future()
         self.player.send(self.turn, on_sent=lambda: self.turn_sent(self.game_id))
         try:
             return Decision(await self._answer)
         finally:
             self.turn, self._answer = None, None
+
+    def receive(self, messages: list[Message], public: Counter[Message]) -> None:
+        """Keep messages delivered to this seat; those not among the batch's `public` ones are private."""
+        left = Counter(public)
+        for message in messages:
+            if left[message] > 0:
+                left[message] -= 1
+            else:
+                self.private.add(len(self.delivered))
+            self.delivered.append(message)
+
+    def shown(self) -> list[protocol.GameMessage]:
+        """Everything this seat has been shown, as protocol messages."""
+        return [protocol.GameMessage.model_construct(sender=m.sender, text=m.text, kind=m.kind,
+                                                     private=index in self.private)
+                for index, m in enumerate(self.delivered)]
 
     def answer(self, turn: int, action: str) -> protocol.ErrorCode | None:
         """Deliver an action; returns an error code when it is not the move expected now."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -101,11 +101,13 @@ def mark_running_aborted(session: Session, reason: str) -> int:
 
 
 def list_episodes(session: Session, env_id: str | None = None, agent: str | None = None,
-                  limit: int = 50, offset: int = 0) -> list[EpisodeRow]:
-    """Episodes, newest first, optionally for one env or one agent name (seats loaded)."""
+                  status: GameStatus | None = None, limit: int = 50, offset: int = 0) -> list[EpisodeRow]:
+    """Episodes, newest first, optionally for one env, one agent name or one status (seats loaded)."""
     query = select(EpisodeRow).options(selectinload(EpisodeRow.seats).selectinload(SeatRow.agent))
     if env_id:
         query = query.where(EpisodeRow.env_id == env_id)
+    if status:
+        query = query.where(EpisodeRow.status == status)
     if agent:
         query = query.where(EpisodeRow.seats.any(SeatRow.agent.has(AgentRow.name == agent)))
     return list(session.scalars(query.order_by(EpisodeRow.id.desc()).limit(limit).offset(offset)))
@@ -143,3 +145,28 @@ def seat_totals(session: Session, env_id: str | None, agent_ids: Sequence[int] |
         entry[result] += count
         entry["invalid"] += int(invalid or 0)
     return totals
+
+
+class FinishedGame(NamedTuple):
+    """A finished episode's agents by seat and their rewards."""
+
+    seats: list[str]
+    rewards: list[float]
+
+
+def finished_games(session: Session, env_id: str | None = None,
+                   episode_ids: Sequence[int] | None = None) -> list[FinishedGame]:
+    """Finished episodes (in one env, or among `episode_ids`), oldest first: who sat where and their rewards."""
+    query = (select(SeatRow.episode_id, SeatRow.seat, AgentRow.name, SeatRow.reward).join(EpisodeRow)
+             .join(AgentRow, AgentRow.id == SeatRow.agent_id).where(EpisodeRow.status == GameStatus.FINISHED)
+             .order_by(SeatRow.episode_id, SeatRow.seat))
+    if env_id:
+        query = query.where(EpisodeRow.env_id == env_id)
+    if episode_ids is not None:
+        query = query.where(EpisodeRow.id.in_(episode_ids))
+    games: dict[int, FinishedGame] = {}
+    for episode_id, _, name, reward in session.execute(query):
+        game = games.setdefault(episode_id, FinishedGame([], []))
+        game.seats.append(name)
+        game.rewards.append(float(reward or 0.0))
+    return list(games.values())

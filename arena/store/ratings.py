@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -127,3 +128,26 @@ def ratings_of(session: Session, agent_id: int) -> dict[str, tuple[float, float]
     """(mu, sigma) per scope of one agent."""
     query = select(RatingRow.env_id, RatingRow.mu, RatingRow.sigma).where(RatingRow.agent_id == agent_id)
     return {env_id: (mu, sigma) for env_id, mu, sigma in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """An agent's rating in one scope before and after one episode, and when that episode ended."""
+
+    episode_id: int
+    env_id: str
+    at: datetime | None
+    mu_before: float
+    sigma_before: float
+    mu: float
+    sigma: float
+
+
+def rating_history(session: Session, agent_id: int, scope: str) -> list[HistoryPoint]:
+    """Every rating change of an agent in one scope (an env id, or OVERALL), in the order they were applied."""
+    rows = session.execute(
+        select(RatingHistoryRow, EpisodeRow.ended_at).join(EpisodeRow, EpisodeRow.id == RatingHistoryRow.episode_id)
+        .where(RatingHistoryRow.agent_id == agent_id, RatingHistoryRow.env_id == scope)
+        .order_by(RatingHistoryRow.id))
+    return [HistoryPoint(h.episode_id, h.env_id, ended, h.mu_before, h.sigma_before, h.mu_after, h.sigma_after)
+            for h, ended in rows]

@@ -11,9 +11,11 @@ and take the 2.5th and 97.5th percentiles of each agent's strength.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy import sparse
@@ -39,6 +41,26 @@ class BradleyTerry:
     def first_move_probability(self, i: int, j: int) -> float:
         """i's expected score against j when i moves first."""
         return float(expit(self.strengths[i] - self.strengths[j] + self.first_move))
+
+
+class Played(Protocol):
+    """A finished game: agent names by seat and their rewards."""
+
+    seats: Sequence[str]
+    rewards: Sequence[float] | None
+
+
+def pairwise(names: Sequence[str], games: Sequence[Played]) -> list[tuple[int, int, float]]:
+    """Every game as pairwise results (first, second, first's score): one for two seats, every pair of seats
+    for more, the earlier seat first; agents are indices into `names`."""
+    index = {n: i for i, n in enumerate(names)}
+    out = []
+    for game in games:
+        rewards = game.rewards or []
+        for a, b in itertools.combinations(range(len(game.seats)), 2):
+            score = 1.0 if rewards[a] > rewards[b] else 0.5 if rewards[a] == rewards[b] else 0.0
+            out.append((index[game.seats[a]], index[game.seats[b]], score))
+    return out
 
 
 @dataclass(frozen=True)

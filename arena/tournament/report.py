@@ -7,7 +7,6 @@ not depend on concurrency, on a resume, or on games played outside the tournamen
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -19,7 +18,7 @@ from arena import ratings
 from arena.protocol import GameResult, GameStatus
 from arena.store import tournaments as store
 from arena.store.episodes import result_of
-from arena.tournament.bradley_terry import bradley_terry, elo
+from arena.tournament.bradley_terry import bradley_terry, elo, pairwise
 from arena.tournament.config import TournamentConfig
 from arena.tournament.run import UnknownTournament
 
@@ -131,7 +130,7 @@ def build_report(session: Session, name: str, bootstrap_rounds: int = BOOTSTRAP_
     played = [g for g in schedule if g.rewards is not None]
     total = max(config.total_games(), len(schedule))
     overall = _trueskill(names, played)
-    comparisons = _comparisons(names, played)
+    comparisons = pairwise(names, played)
     bt = bradley_terry(len(names), comparisons, rounds=bootstrap_rounds, seed=0)
     return TournamentReport(
         name=row.name, format=row.format, status=row.status, created_at=row.created_at, ended_at=row.ended_at,
@@ -166,19 +165,6 @@ def _trueskill(names: Sequence[str], games: Sequence[store.PlayedGame]) -> list[
                                    draws=tally[n][GameResult.DRAW], losses=tally[n][GameResult.LOSS])
                  for n, r in current.items()]
     return sorted(standings, key=lambda s: (-s.rating, s.agent))
-
-
-def _comparisons(names: Sequence[str], games: Sequence[store.PlayedGame]) -> list[tuple[int, int, float]]:
-    """Every game as pairwise results (first, second, first's score): one for two seats, every pair of seats
-    for more, the earlier seat first."""
-    index = {n: i for i, n in enumerate(names)}
-    out = []
-    for game in games:
-        rewards = game.rewards or []
-        for a, b in itertools.combinations(range(len(game.seats)), 2):
-            score = 1.0 if rewards[a] > rewards[b] else 0.5 if rewards[a] == rewards[b] else 0.0
-            out.append((index[game.seats[a]], index[game.seats[b]], score))
-    return out
 
 
 def _pair_totals(names: Sequence[str], comparisons: Sequence[tuple[int, int, float]]) -> dict[tuple[int, int], list]:
