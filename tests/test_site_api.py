@@ -13,6 +13,8 @@ from helpers import play_games
 from server_helpers import ARENA, Client
 from test_server import make_tokens
 
+from agents.moves import valid_moves
+from arena.engine import Game
 from arena.play import schedule
 from games import catalog
 
@@ -43,6 +45,20 @@ async def test_a_turn_lists_its_valid_moves_and_marks_what_only_this_seat_saw(se
         assert any(m["kind"] == "PROMPT" for m in turn["messages"])
     await a.close()
     await b.close()
+
+
+def test_connect_fours_moves_are_read_from_its_board_and_all_of_them_are_legal() -> None:
+    game = Game("ConnectFour-v0", 2, seed=4)
+    game.start()
+    assert valid_moves(game.pending.observation, "ConnectFour-v0") == [f"[col {c}]" for c in range(7)]
+    assert valid_moves(game.pending.observation) == [], "without the env id nothing says which board it is"
+    for _ in range(6):
+        game.act(game.pending.seat, "[col 3]", 0.0)
+    assert "[col 3]" not in valid_moves(game.pending.observation, "ConnectFour-v0"), "a full column is no move"
+    while not game.done:
+        moves = valid_moves(game.pending.observation, "ConnectFour-v0")
+        game.act(game.pending.seat, moves[len(game.turns) % len(moves)], 0.0)
+    assert not any(turn.invalid for turn in game.turns) and len(game.turns) > 10
 
 
 async def test_an_invalid_move_is_acked_with_the_games_reason_and_the_seat_moves_again(server) -> None:
@@ -103,7 +119,8 @@ async def test_the_leaderboard_adds_bradley_terry_with_enough_games_and_filters_
         assert entry["rating"] == entry["mu"] - 3 * entry["sigma"]
         assert entry["wins"] + entry["draws"] + entry["losses"] == entry["games"] == 23
     done = subprocess.run([ARENA, "tournament", "run", "--name", "cup", "--envs", "TicTacToe-v0", "--agents",
-                           "first,random", "--games-per-pair", "4", "--db", db_url], capture_output=True, text=True, timeout=300)
+                           "first,random", "--games-per-pair", "4", "--db", db_url],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     played = srv.get("/api/tournaments/cup")["games_played"]
     cup = srv.get("/api/leaderboard?env=TicTacToe-v0&tournament=cup")

@@ -85,7 +85,8 @@ class RemoteSeat(Agent):
             raise Abandoned(*self.abandon.result())
         self.turn = protocol.Turn.model_construct(game_id=self.game_id, seat=self.seat, turn=context.turn,
                                                   observation=observation, deadline=context.deadline or 0.0,
-                                                  moves=valid_moves(observation), messages=self.shown())
+                                                  moves=valid_moves(observation, context.env_id),
+                                                  messages=self.shown())
         self._answer = asyncio.get_running_loop().create_future()
         self.player.send(self.turn, on_sent=lambda: self.turn_sent(self.game_id))
         try:
