@@ -35,7 +35,7 @@ SAMPLING: dict[str, Callable[[Any], Any]] = {
     "temperature": float, "top_p": float, "top_k": int, "min_p": float, "max_tokens": int, "seed": int,
     "presence_penalty": float, "frequency_penalty": float, "repetition_penalty": float, "stop": _stop,
 }
-PROMPTING = ("extract", "system", "conversation")
+PROMPTING = ("extract", "system", "conversation", "constrain")
 
 
 @dataclass
@@ -46,6 +46,7 @@ class LLMOptions:
     extract: str = "bracket"
     system: str | None = None
     conversation: bool = False
+    constrain: bool | None = None  # decode under a choice constraint over the listed moves; None: not said
     own: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,6 +80,7 @@ def parse_llm_options(params: dict[str, str], sampling: tuple[str, ...], own: di
         sampling={k: SAMPLING[k](merged[k]) for k in sampling if k in merged},
         extract=str(merged.get("extract", "bracket")), system=merged.get("system"),
         conversation=flag(merged.get("conversation", False)),
+        constrain=flag(merged["constrain"]) if "constrain" in merged else None,
         own={k: convert(merged[k]) for k, convert in own.items() if k in merged})
     if options.extract not in EXTRACTORS:
         raise ValueError(f"extract must be one of {', '.join(EXTRACTORS)}")

@@ -16,6 +16,7 @@ from arena.prompting import keep_tail, plain_prompt
 
 SAMPLING = ("temperature", "top_p", "top_k", "min_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty",
             "stop")
+GBNF_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def default_model() -> Path:
@@ -68,16 +69,33 @@ class LocalAgent(LLMAgent):
         """Complete a plain-text prompt (a base model has no chat template), cut to fit the context."""
         return await self.generate(messages)
 
-    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None) -> Completion:
-        """Complete `prompt_ids` as given, or the plain-text prompt of the chat cut to fit the context."""
-        budget = self.n_ctx - self.sampling["max_tokens"]
+    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None,
+                       choices: list[str] | None = None) -> Completion:
+        """Complete `prompt_ids` as given, or the plain-text prompt of the chat cut to fit the context; with
+        `choices`, under a grammar that allows exactly those."""
+        from llama_cpp import LlamaGrammar
+
+        sampling = self.sampling_for(choices)
         tokens = prompt_ids
         if tokens is None:
+            budget = self.n_ctx - sampling["max_tokens"]
             tokens = keep_tail(self._llm.tokenize(plain_prompt(messages).encode()), budget)
+        grammar = {"grammar": LlamaGrammar.from_string(choice_grammar(choices), verbose=False)} if choices else {}
         async with self._lock:
-            result = await asyncio.to_thread(self._llm.create_completion, tokens, **self.sampling)
+            result = await asyncio.to_thread(self._llm.create_completion, tokens, **sampling, **grammar)
         usage = result.get("usage") or {}
-        return Completion(result["choices"][0]["text"], usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        return Completion(result["choices"][0]["text"], usage.get("prompt_tokens"), usage.get("completion_tokens"),
+                          constrained=bool(choices))
+
+
+def choice_grammar(choices: list[str]) -> str:
+    """A GBNF grammar whose only sentences are `choices`."""
+    return "root ::= " + " | ".join(gbnf_literal(choice) for choice in choices)
+
+
+def gbnf_literal(text: str) -> str:
+    """`text` as a GBNF string literal: quotes, backslashes and control characters escaped."""
+    return '"' + "".join(GBNF_ESCAPES.get(c, f"\\x{ord(c):02X}" if ord(c) < 0x20 else c) for c in text) + '"'
 
 
 def build(target: str, name: str, params: dict[str, str]) -> LocalAgent:

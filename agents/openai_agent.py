@@ -7,8 +7,10 @@ retried with exponential backoff and jitter on 429, 5xx, timeouts and dropped co
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
+from functools import partial
 
 import httpx
 
@@ -19,10 +21,19 @@ RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 CONNECTIONS_PER_CLIENT = 8  # httpx's pool scans every connection per request: keep each pool small
 SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty", "stop")
 OWN_OPTIONS = {"base_url": str, "concurrency": int, "timeout": float, "retries": int}
+log = logging.getLogger(__name__)
 
 
 class TransientError(Exception):
     """A failure worth retrying: rate limit, server error, timeout, dropped connection."""
+
+
+class RejectedRequest(RuntimeError):
+    """The server refused the request (an HTTP 4xx that retrying cannot fix)."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}: {text}")
+        self.status = status
 
 
 class OpenAIAgent(LLMAgent):
@@ -35,6 +46,7 @@ class OpenAIAgent(LLMAgent):
         self.model = self.model_name = model
         self.base_url, self.api_key = base_url.rstrip("/"), api_key
         self.concurrency, self.timeout, self.retries, self.backoff = concurrency, timeout, retries, backoff
+        self.structured_outputs = True  # send vLLM's choice constraint, until a server refuses it
         self._slots = asyncio.Semaphore(concurrency)
         self._clients: list[httpx.AsyncClient] = []
         self._next = 0
@@ -65,19 +77,41 @@ class OpenAIAgent(LLMAgent):
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         """One chat completion, at most `concurrency` at once, retried on transient failures."""
-        body = {"model": self.model, "messages": messages, **self.sampling}
+        return await self.generate(messages)
+
+    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None,
+                       choices: list[str] | None = None) -> Completion:
+        """A chat completion; or, given token ids, a completion of exactly those tokens (`/completions`, which
+        vLLM's server takes as ids), asking for the sampled token ids (vLLM's `return_token_ids`) and logprobs.
+        With `choices`, vLLM's `structured_outputs` choice constraint goes with the request."""
+        body = {"model": self.model, **self.sampling_for(choices)}
+        send = partial(self._chat, messages) if prompt_ids is None else partial(self._tokens, prompt_ids)
+        if choices and self.structured_outputs:
+            try:
+                reply = await send({**body, "structured_outputs": {"choice": choices}})
+            except RejectedRequest as error:
+                if error.status != 400:
+                    raise
+                self.structured_outputs = False  # not vLLM's server: ask without the constraint from now on
+                log.warning("%s refused structured_outputs (%s); %s plays unconstrained", self.base_url, error,
+                            self.name)
+                reply = await send(body)
+        else:
+            reply = await send(body)
+        reply.constrained = bool(choices) and reply.text.strip() in choices  # a server that ignored it did not
+        return reply
+
+    async def _chat(self, messages: list[dict[str, str]], body: dict) -> Completion:
+        """POST `/chat/completions`."""
         async with self._slots:
-            response, attempts, errors = await self._request("/chat/completions", body)
+            response, attempts, errors = await self._request("/chat/completions", {**body, "messages": messages})
         usage = response.get("usage") or {}
         return Completion(_content(response), usage.get("prompt_tokens"), usage.get("completion_tokens"),
                           attempts, errors)
 
-    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None) -> Completion:
-        """A chat completion; or, given token ids, a completion of exactly those tokens (`/completions`, which
-        vLLM's server takes as ids), asking for the sampled token ids (vLLM's `return_token_ids`) and logprobs."""
-        if prompt_ids is None:
-            return await self.complete(messages)
-        body = {"model": self.model, "prompt": prompt_ids, **self.sampling, "logprobs": 0, "return_token_ids": True}
+    async def _tokens(self, prompt_ids: list[int], body: dict) -> Completion:
+        """POST `/completions` with a prompt of token ids, asking for the sampled ids and their logprobs."""
+        body = {**body, "prompt": prompt_ids, "logprobs": 0, "return_token_ids": True}
         async with self._slots:
             response, attempts, errors = await self._request("/completions", body)
         usage, choice = response.get("usage") or {}, _choice(response)
@@ -113,7 +147,7 @@ class OpenAIAgent(LLMAgent):
         if response.status_code in RETRY_STATUS:
             raise TransientError(f"HTTP {response.status_code}")
         if response.status_code >= 400:
-            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+            raise RejectedRequest(response.status_code, response.text[:300])
         try:
             return response.json()
         except ValueError:

@@ -136,7 +136,7 @@ class VLLMAgent(LLMAgent):
         self.tokenizer = self._tokenizer = self._engine.get_tokenizer()
         if not getattr(self._tokenizer, "chat_template", None):
             self.sampling.setdefault("stop", ["\n"])  # a base model answers on one line, then rambles
-        self._budget = self._engine.model_config.max_model_len - self.sampling["max_tokens"]
+        self._model_len = self._engine.model_config.max_model_len
 
     async def close(self) -> None:
         """Stop using the engine (the last agent using it shuts it down)."""
@@ -148,20 +148,25 @@ class VLLMAgent(LLMAgent):
         """One generation request; vLLM batches it with every other game's request in flight."""
         return await self.generate(messages)
 
-    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None) -> Completion:
-        """Generate from `prompt_ids` as given, or from the chat; the reply carries vLLM's token ids and logprobs."""
-        from vllm import SamplingParams, TokensPrompt
+    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None,
+                       choices: list[str] | None = None) -> Completion:
+        """Generate from `prompt_ids` as given, or from the chat, as one of `choices` when given; the reply carries
+        vLLM's token ids and logprobs."""
+        from vllm import TokensPrompt
 
-        tokens = prompt_ids if prompt_ids is not None else self.prompt_tokens(messages)
+        sampling = self.sampling_for(choices)
+        tokens = prompt_ids if prompt_ids is not None else self.prompt_tokens(messages, sampling["max_tokens"])
         final, request = None, f"arena-{next(_REQUEST_IDS)}"
         async for output in self._engine.generate(TokensPrompt(prompt_token_ids=tokens),
-                                                  SamplingParams(**self.sampling, logprobs=0), request_id=request):
+                                                  sampling_params(sampling, choices), request_id=request):
             final = output
-        return completion_of(final.outputs[0], len(tokens))
+        return completion_of(final.outputs[0], len(tokens), choices)
 
-    def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
-        """The token ids sent for `messages`: chat template or plain text, cut to fit the model length."""
-        return keep_tail(chat_tokens(self._tokenizer, messages), self._budget)
+    def prompt_tokens(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> list[int]:
+        """The token ids sent for `messages`: chat template or plain text, cut to leave room in the model length
+        for `max_tokens` (by default the agent's own)."""
+        return keep_tail(chat_tokens(self._tokenizer, messages),
+                         self._model_len - (max_tokens or self.sampling["max_tokens"]))
 
 
 def chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
@@ -172,12 +177,22 @@ def chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     return list(tokenizer.encode(plain_prompt(messages)))
 
 
-def completion_of(output: Any, prompt_tokens: int) -> Completion:
+def sampling_params(sampling: dict[str, Any], choices: list[str] | None) -> Any:
+    """vLLM `SamplingParams` asking for the sampled tokens' logprobs, under a choice constraint when `choices`."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    constraint = {"structured_outputs": StructuredOutputsParams(choice=list(choices))} if choices else {}
+    return SamplingParams(**sampling, logprobs=0, **constraint)
+
+
+def completion_of(output: Any, prompt_tokens: int, choices: list[str] | None = None) -> Completion:
     """A vLLM `CompletionOutput` as a Completion: text, the sampled token ids and their logprobs."""
     ids = list(output.token_ids)
     logprobs = [entry[token].logprob for entry, token in zip(output.logprobs, ids, strict=True)] \
         if output.logprobs else None
-    return Completion(output.text, prompt_tokens, len(ids), token_ids=ids, logprobs=logprobs)
+    return Completion(output.text, prompt_tokens, len(ids), token_ids=ids, logprobs=logprobs,
+                      constrained=bool(choices))
 
 
 class OfflineVLLMAgent(LLMAgent):
@@ -188,40 +203,40 @@ class OfflineVLLMAgent(LLMAgent):
         super().__init__(name, options or LLMOptions(), {"max_tokens": 32, "temperature": 0.7, **(sampling or {})})
         self.llm, self.model_name = llm, str(getattr(llm.llm_engine.model_config, "model", "vllm.LLM"))
         self.tokenizer = llm.get_tokenizer()
-        self._waiting: list[tuple[list[int], asyncio.Future[Completion]]] = []
+        self._waiting: list[tuple[list[int], list[str] | None, asyncio.Future[Completion]]] = []
         self._flushing: asyncio.Task | None = None
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         """A reply to the chat (rendered as the tokenizer says)."""
         return await self.generate(messages)
 
-    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None) -> Completion:
-        """Queue the request; the next batch sends every request waiting by then."""
+    async def generate(self, messages: list[dict[str, str]], prompt_ids: list[int] | None = None,
+                       choices: list[str] | None = None) -> Completion:
+        """Queue the request (as one of `choices`, when given); the next batch sends every request waiting by then."""
         tokens = prompt_ids if prompt_ids is not None else chat_tokens(self.tokenizer, messages)
         future = asyncio.get_running_loop().create_future()
-        self._waiting.append((tokens, future))
+        self._waiting.append((tokens, choices, future))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
         return await future
 
     async def _flush(self) -> None:
         """Send batches until nothing waits; a failure reaches every request of its batch."""
-        from vllm import SamplingParams, TokensPrompt
+        from vllm import TokensPrompt
 
         while self._waiting:
             await asyncio.sleep(0)  # let the other games of this step queue their requests first
             batch, self._waiting = self._waiting, []
-            prompts = [TokensPrompt(prompt_token_ids=tokens) for tokens, _ in batch]
+            prompts = [TokensPrompt(prompt_token_ids=tokens) for tokens, _, _ in batch]
+            params = [sampling_params(self.sampling_for(choices), choices) for _, choices, _ in batch]
             try:
-                outputs = await asyncio.to_thread(self.llm.generate, prompts, SamplingParams(**self.sampling,
-                                                                                            logprobs=0),
-                                                  use_tqdm=False)
+                outputs = await asyncio.to_thread(self.llm.generate, prompts, params, use_tqdm=False)
             except Exception as error:  # noqa: BLE001 - handed to every caller of the batch
-                for _, future in batch:
+                for _, _, future in batch:
                     future.set_exception(error)
                 continue
-            for (tokens, future), output in zip(batch, outputs, strict=True):
-                future.set_result(completion_of(output.outputs[0], len(tokens)))
+            for (tokens, choices, future), output in zip(batch, outputs, strict=True):
+                future.set_result(completion_of(output.outputs[0], len(tokens), choices))
 
 
 def build(target: str, name: str, params: dict[str, str]) -> VLLMAgent:

@@ -47,3 +47,18 @@ def test_bad_config_files_are_refused_with_the_reason(tmp_path: Path, content: s
 def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=f"cannot read config file {tmp_path / 'nope.toml'}"):
         build_agent(parse_spec(f"vllm?config={tmp_path / 'nope.toml'}"))
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("1", True), ("false", False), ("0", False)])
+def test_every_llm_agent_takes_constrain_as_a_flag(value: str, expected: bool) -> None:
+    for kind in ("openai:m", "vllm", "local"):
+        assert build_agent(parse_spec(f"{kind}?constrain={value}")).options.constrain is expected
+
+
+def test_constrain_is_unset_unless_said_may_come_from_a_file_and_junk_is_refused(tmp_path: Path) -> None:
+    assert build_agent(parse_spec("local")).options.constrain is None
+    config = tmp_path / "house.toml"
+    config.write_text("constrain = true\n")
+    assert build_agent(parse_spec(f"vllm?config={config}")).options.constrain is True
+    with pytest.raises(SpecError, match="'maybe' is not a boolean"):
+        build_agent(parse_spec("openai:m?constrain=maybe"))

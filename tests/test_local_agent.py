@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 
+from helpers import play_games
 from server_helpers import ARENA, Client, ServerProcess
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from agents.llm_options import LLMOptions
+from agents.local_agent import LocalAgent, choice_grammar
+from agents.moves import valid_moves
+from arena.play import schedule
 from arena.server.settings import default_house
 from arena.store.models import EpisodeRow, TurnRow
 
@@ -27,7 +33,38 @@ def test_a_real_small_model_plays_a_game_and_every_turn_is_recorded(db_url: str)
         assert info["model"].endswith(".gguf") and info["completion_tokens"] > 0 and info["prompt_tokens"] > 0
         assert info["sampling"]["max_tokens"] == 16 and turns[0].action
         assert "Available Moves" in info["prompt"][-1]["content"]
+        assert info["constrained"] is False and "choices" not in info
     engine.dispose()
+
+
+def test_a_constrained_small_model_plays_whole_games_of_listed_moves_only(db_url: str, engine) -> None:
+    games = schedule("TicTacToe-v0", ["local?constrain=1&seed=1", "first"], 4, seed=3)  # the model on both seats
+    results = asyncio.run(play_games(db_url, games))
+    assert [r.outcome.status for r in results] == ["finished"] * 4
+    with Session(engine) as session:
+        turns = session.scalars(select(TurnRow).order_by(TurnRow.episode_id, TurnRow.idx)).all()
+    model_turns = [t for t in turns if t.info.get("model")]
+    for result in results:  # no game ended on a first bad move: the model moved at least twice in each
+        assert sum(t.episode_id == result.episode_id for t in model_turns) >= 2
+    assert not any(t.invalid for t in turns)
+    for turn in model_turns:
+        moves = valid_moves(turn.observation)
+        assert turn.info["constrained"] is True and turn.info["choices"] == moves
+        assert turn.action == turn.info["completion"] and turn.action in moves
+
+
+def test_choices_with_quotes_and_backslashes_are_escaped_in_the_grammar() -> None:
+    choices = ['[say "hi"]', "[a\\b]", "[tab\tx]"]
+    assert choice_grammar(choices) == 'root ::= "[say \\"hi\\"]" | "[a\\\\b]" | "[tab\\tx]"'
+
+    async def replies() -> list:
+        agent = LocalAgent("l", options=LLMOptions(sampling={"max_tokens": 1}))
+        await agent.start()
+        return [await agent.generate([{"role": "user", "content": f"Pick one ({i})."}], choices=choices)
+                for i in range(3)]
+
+    for reply in asyncio.run(replies()):  # llama.cpp read the grammar: each reply is exactly one choice
+        assert reply.text in choices and reply.constrained
 
 
 def test_a_missing_gguf_file_fails_at_start_up(db_url: str, tmp_path) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.base import TurnContext
+from agents.moves import valid_moves
 from agents.openai_agent import OpenAIAgent
 from agents.specs import SpecError, build_agent, parse_spec
 from arena.play import GameSpec
@@ -62,7 +63,57 @@ def test_every_game_has_its_request_in_flight_at_once_and_turns_record_everythin
     assert info["completion"].startswith("I will play [") and info["action"] == turn.action
     assert info["prompt_tokens"] > 0 and info["completion_tokens"] > 0 and info["latency"] >= 0.2
     assert info["attempts"] == 1 and info["errors"] == []
+    assert info["constrained"] is False and "choices" not in info
     assert llm.bodies[0]["temperature"] == 0.5 and llm.bodies[0]["max_tokens"] == 32
+    assert "structured_outputs" not in llm.bodies[0], "an agent not told to constrain asked for a constraint"
+
+
+def test_a_constrained_agent_asks_for_a_choice_of_the_listed_moves_and_its_turns_say_so(db_url, engine) -> None:
+    async def run():
+        agent = agent_for(llm, constrain="1", extract="xml")
+        await agent.start()
+        [result] = await play_games(db_url, [GameSpec("TicTacToe-v0", 1, [agent, "first"])])
+        await agent.close()
+        return result
+
+    with FakeLLM() as llm:
+        llm.reply = lambda messages: "I will take the centre"  # no move in it: only the constraint makes it one
+        result = asyncio.run(run())
+    assert result.outcome.status == "finished" and result.outcome.rewards == {0: 1.0, 1: -1.0}
+    with Session(engine) as session:
+        turns = session.scalars(select(TurnRow).where(TurnRow.seat == 0).order_by(TurnRow.idx)).all()
+    assert len(turns) == len(llm.bodies) == 4
+    for turn, body in zip(turns, llm.bodies, strict=True):
+        moves = valid_moves(turn.observation)
+        assert body["structured_outputs"] == {"choice": moves} and "stop" not in body
+        assert turn.info["constrained"] is True and turn.info["choices"] == moves
+        assert turn.action == turn.info["action"] == turn.info["completion"] == moves[0] and not turn.invalid
+
+
+def test_a_server_that_ignores_the_constraint_is_not_recorded_as_constraining() -> None:
+    with FakeLLM() as llm:
+        llm.constrains = "ignore"  # as a server other than vLLM's may: the field is sent, the answer is free
+        decision = asyncio.run(decide_once(agent_for(llm, constrain="1")))
+    assert llm.bodies[0]["structured_outputs"] == {"choice": ["[0]", "[4]", "[8]"]}
+    assert decision.info["completion"] == "I will play [0]" and decision.action == "[0]"
+    assert decision.info["constrained"] is False and "choices" not in decision.info
+
+
+def test_a_server_that_refuses_the_constraint_gets_requests_without_it_from_then_on() -> None:
+    async def run() -> list:
+        agent = agent_for(llm, constrain="1")
+        await agent.start()
+        context = TurnContext(env_id="TicTacToe-v0", game_key="g", seed=0, seat=0, turn=0)
+        decisions = [await agent.decide(BOARD, context) for _ in range(2)]
+        await agent.close()
+        return decisions
+
+    with FakeLLM() as llm:
+        llm.constrains = "refuse"  # as OpenAI's own API does: HTTP 400 for an argument it does not know
+        decisions = asyncio.run(run())
+    assert ["structured_outputs" in body for body in llm.bodies] == [True, False, False]
+    assert [d.action for d in decisions] == ["[0]", "[0]"], "the game goes on, unconstrained"
+    assert all(d.info["constrained"] is False for d in decisions)
 
 
 def test_rate_limits_and_server_errors_are_retried_with_backoff() -> None:

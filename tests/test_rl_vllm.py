@@ -63,8 +63,8 @@ def test_rollout_token_ids_and_logprobs_come_from_the_engine() -> None:
         sampled: list[list[int]] = []
         generate = agent.generate
 
-        async def spy(messages, prompt_ids=None):
-            reply = await generate(messages, prompt_ids)
+        async def spy(messages, prompt_ids=None, choices=None):
+            reply = await generate(messages, prompt_ids, choices)
             sampled.append(reply.token_ids)
             return reply
 

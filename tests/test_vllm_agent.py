@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.base import TurnContext
+from agents.moves import valid_moves
 from agents.specs import build_agent, parse_spec
 from arena.play import GameSpec
 from arena.store.models import EpisodeRow, TurnRow
@@ -73,6 +74,26 @@ async def test_concurrent_games_have_all_their_requests_in_flight_in_one_engine(
     assert info["prompt"][0]["role"] == "system" and "Available Moves" in info["prompt"][-1]["content"]
     assert 0 < info["completion_tokens"] <= 8 and info["prompt_tokens"] > 50 and info["latency"] > 0
     assert info["action"] == (turn.action if info["action"] else "") and isinstance(info["completion"], str)
+    assert info["constrained"] is False and "choices" not in info
+
+
+@needs_vllm
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_constrained_agent_only_ever_plays_listed_moves(agent, db_url, engine) -> None:
+    constrained = build_agent(parse_spec("house=" + SPEC + "&constrain=1"))
+    await constrained.start()  # the module's engine: same model and engine options
+    assert constrained._engine is agent._engine
+    results = await play_games(db_url, [GameSpec("TicTacToe-v0", i, [constrained, "first"]) for i in range(4)], 4)
+    await constrained.close()
+    assert all(r.outcome.status == "finished" for r in results)
+    with Session(engine) as session:
+        turns = session.scalars(select(TurnRow).where(TurnRow.seat == 0)).all()
+    assert len(turns) >= 4 * 3, "games ended before the model's third move"
+    for turn in turns:
+        moves = valid_moves(turn.observation)
+        assert turn.info["constrained"] is True and turn.info["choices"] == moves
+        assert turn.action in moves and not turn.invalid, turn.info["completion"]
 
 
 @needs_vllm

@@ -5,6 +5,8 @@ seconds; `fail` is a list of HTTP statuses to answer first (one per request), `m
 answer an unusable body, and it counts requests in flight. `/v1/completions` takes a prompt of token
 ids, as vLLM's server does, reads it with `decode` (set it to the tokenizer the client uses), and answers
 with token ids and logprobs of its own (one id per character: `ord`), as vLLM's `return_token_ids` does.
+A request carrying vLLM's choice constraint (`structured_outputs: {"choice": [...]}`) is answered with one
+of its choices, the answer it would give when that is one, else the first (unless `constrains` says not).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import uvicorn
 from starlette.applications import Starlette
@@ -38,6 +41,8 @@ class FakeLLM:
         self.fail: list[int] = []
         self.malformed = False
         self.think = False
+        # vLLM's `structured_outputs` choice constraint: honoured, ignored, or refused with HTTP 400 (OpenAI's API)
+        self.constrains: Literal["honour", "ignore", "refuse"] = "honour"
         self.reply: Callable[[list[dict]], str] | None = None  # the answer to a request's messages, if set
         self.decode: Callable[[list[int]], str] | None = None  # reads a token-id prompt (`/v1/completions`)
         self.in_flight = self.peak = self.requests = 0
@@ -71,6 +76,9 @@ class FakeLLM:
                 return PlainTextResponse("try again", status_code=self.fail.pop(0))
             if self.malformed:
                 return PlainTextResponse("{not json")
+            if self.constrains == "refuse" and "structured_outputs" in body:
+                return JSONResponse({"error": {"message": "Unrecognized request argument supplied: "
+                                                          "structured_outputs"}}, status_code=400)
             return JSONResponse(self._completion(body))
         finally:
             self.in_flight -= 1
@@ -83,6 +91,7 @@ class FakeLLM:
         text = self.reply(body["messages"]) if self.reply else f"I will play {listed[0] if listed else '[4]'}"
         if self.think:
             text = "<think>The centre looks strong [9].</think>" + text
+        text = self._constrained(text, body)
         return {"id": "x", "object": "chat.completion", "model": self.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}}
@@ -91,12 +100,17 @@ class FakeLLM:
         """A `/v1/completions` answer to a prompt of token ids: the first listed move, as ids and logprobs."""
         prompt = self.decode(body["prompt"]) if self.decode else ""
         listed = re.findall(r"\[[^\[\]\n]+\]", prompt.rsplit("Available Moves:", 1)[-1])
-        text = f" I play {listed[0] if listed else '[4]'}"
+        text = self._constrained(f" I play {listed[0] if listed else '[4]'}", body)
         ids = [ord(c) for c in text]
         return {"id": "x", "object": "text_completion", "model": self.model,
                 "choices": [{"index": 0, "text": text, "token_ids": ids, "finish_reason": "stop",
                              "logprobs": {"tokens": list(text), "token_logprobs": [-0.25] * len(ids)}}],
                 "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": len(ids)}}
+
+    def _constrained(self, text: str, body: dict) -> str:
+        """`text`, or the first choice when the request constrains the answer to choices and `text` is none."""
+        choices = (body.get("structured_outputs") or {}).get("choice") if self.constrains == "honour" else None
+        return text if not choices or text in choices else choices[0]
 
     def __enter__(self) -> FakeLLM:
         config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning")
