@@ -10,6 +10,7 @@ import asyncio
 import re
 import subprocess
 
+import pytest
 from browser import browser_page, require_chromium, screenshot
 from server_helpers import ARENA, ServerProcess
 
@@ -385,3 +386,41 @@ async def test_a_game_in_progress_when_the_server_stops_says_so(server) -> None:
         await expect(page.locator("#verdict")).to_have_text("Game aborted")
         await expect(page.locator("#rating-change")).to_contain_text("it is not rated")
         await expect(page.locator("#status")).to_have_text("The server stopped. Join again when it is back.")
+
+
+@pytest.mark.slow
+async def test_the_local_house_model_only_makes_legal_moves_against_a_person(db_url: str) -> None:
+    srv = ServerProcess(db_url, "--house", "local", "--house-wait", "60").start()
+    try:
+        async with browser_page() as page:
+            await join(page, srv, "eve")
+            await challenge_house(page, "local")
+            model_turns: list[dict] = []
+            for _ in range(12):  # about five model moves a game: 20 take four or five games
+                await play_by_clicking(page, "#board")
+                await expect(page.locator("#verdict")).to_be_visible()
+                model_turns = local_turns(srv)
+                if len(model_turns) >= 20:
+                    break
+                await expect(page.locator("#rematch")).to_have_text("Rematch local")
+                await page.click("#rematch")
+                await expect(page.locator("#verdict")).to_be_hidden()  # the new game is on
+            await screenshot(page, "house-model-result")
+    finally:
+        srv.stop()
+    assert len(model_turns) >= 20, len(model_turns)
+    for turn in model_turns:
+        assert turn["info"]["constrained"] is True, turn["info"]
+        assert not turn["invalid"] and turn["action"] in turn["info"]["choices"], turn
+    assert len({t["episode"] for t in model_turns}) >= 3, "the turns come from several games"
+
+
+def local_turns(srv: ServerProcess) -> list[dict]:
+    """Every turn the `local` house model played on this server, oldest game first."""
+    episodes = sorted(srv.get("/api/episodes?agent=local&status=finished"), key=lambda e: e["id"])
+    turns = []
+    for episode in episodes:
+        seat = next(s["seat"] for s in episode["seats"] if s["agent"] == "local")
+        turns += [t | {"episode": episode["id"]} for t in srv.get(f"/api/episodes/{episode['id']}")["turns"]
+                  if t["seat"] == seat]
+    return turns
