@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
@@ -75,6 +75,21 @@ FATAL_CODES: frozenset[ErrorCode] = frozenset({
 })
 
 
+def _encodable(text: str) -> str:
+    """Text that UTF-8 can store: JSON may carry lone surrogates ("\\ud800") that no database takes."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as error:
+        raise ValueError("not valid Unicode text (a lone surrogate)") from error
+    return text
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](.*[^\s])?$"  # printable, no leading or trailing space
+AgentName = Annotated[Text, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]  # as a client chooses it
+GuestName = Annotated[Text, Field(min_length=1, max_length=40, pattern=NAME_PATTERN)]
+
+
 class Message(BaseModel):
     """Base of every protocol message: unknown fields are refused."""
 
@@ -88,8 +103,8 @@ class Hello(Message):
     """First message: an agent token, or a guest name for a person."""
 
     type: Literal["hello"] = "hello"
-    token: str | None = None
-    guest: str | None = Field(default=None, min_length=1, max_length=40)
+    token: Text | None = Field(default=None, max_length=200)
+    guest: GuestName | None = None
 
 
 class Queue(Message):
@@ -146,7 +161,7 @@ class Challenge(Message):
     seed: int = Field(ge=0, lt=2**63)
     seats: list[str] = Field(min_length=1, max_length=16)
     tags: list[str] = Field(default_factory=list, max_length=16)
-    tournament_game_id: int | None = None
+    tournament_game_id: int | None = Field(default=None, ge=1, lt=2**63)
 
 
 ClientMessage = Annotated[Hello | Queue | Action | Resume | Spectate | Leave | Ping | Challenge,

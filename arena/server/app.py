@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import threading
@@ -12,7 +13,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, Response, WebSocket
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 
@@ -54,6 +57,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(export_router)
     app.include_router(textarena_router)
     app.include_router(openenv_router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        """FastAPI's 422, written as ASCII JSON: a refused input may hold a lone surrogate UTF-8 cannot encode."""
+        body = json.dumps({"detail": jsonable_encoder(error.errors())}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.websocket("/ws")
     async def play(websocket: WebSocket) -> None:

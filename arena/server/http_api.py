@@ -4,14 +4,14 @@ metrics."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,16 @@ from arena.tournament.run import UnknownTournament
 from games import catalog
 
 router = APIRouter()
+MAX_ID = 2**63 - 1  # the largest id a database integer holds
+NOT_FOUND = {404: {"description": "No such episode, agent or tournament"}}
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time as UTC (SQLite returns it without its zone)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class GameEntry(BaseModel):
@@ -66,8 +76,8 @@ class EpisodeSummary(BaseModel):
     seed: int
     status: GameStatus
     reason: str | None
-    started_at: datetime
-    ended_at: datetime | None
+    started_at: UtcDatetime
+    ended_at: UtcDatetime | None
     tags: list[str]
     seats: list[SeatInfo]
 
@@ -144,7 +154,7 @@ def online(request: Request) -> OnlineAgents:
     return OnlineAgents(connected=sorted(hub.online()), house=[seat.agent.name for seat in hub.house])
 
 
-@router.get("/api/leaderboard")
+@router.get("/api/leaderboard", responses=NOT_FOUND)
 def leaderboard(request: Request, env: str | None = None, tournament: str | None = None) -> list[BoardEntry]:
     """Ratings in one env, or overall, best first; within one tournament's agents and games if named.
     Bradley–Terry ratings with 95% intervals come with a tournament or enough games."""
@@ -159,7 +169,7 @@ class RatingPoint(BaseModel):
 
     episode_id: int
     env_id: str
-    at: datetime | None
+    at: UtcDatetime | None
     mu_before: float
     sigma_before: float
     mu: float
@@ -167,7 +177,7 @@ class RatingPoint(BaseModel):
     rating: float
 
 
-@router.get("/api/agents/{name}/history")
+@router.get("/api/agents/{name}/history", responses=NOT_FOUND)
 def rating_history(request: Request, name: str, env: str | None = None) -> list[RatingPoint]:
     """An agent's rating after each of its rated games in one env (or overall), oldest first."""
     points = _arena(request).read(partial(_history, name=name, scope=env or OVERALL))
@@ -186,14 +196,15 @@ def _history(session: Session, name: str, scope: str) -> list[RatingPoint] | Non
 
 @router.get("/api/episodes")
 def list_episodes(request: Request, env: str | None = None, agent: str | None = None, status: GameStatus | None = None,
-                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> list[EpisodeSummary]:
+                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_ID)
+                  ) -> list[EpisodeSummary]:
     """Episodes, newest first."""
     rows = partial(episodes.list_episodes, env_id=env, agent=agent, status=status, limit=limit, offset=offset)
     return _arena(request).read(lambda session: [_summary(row) for row in rows(session)])
 
 
-@router.get("/api/episodes/{episode_id}")
-def episode(request: Request, episode_id: int) -> EpisodeDetail:
+@router.get("/api/episodes/{episode_id}", responses=NOT_FOUND)
+def episode(request: Request, episode_id: int = Path(ge=1, le=MAX_ID)) -> EpisodeDetail:
     """One episode with its whole turn log; while it runs, what each seat saw and did (observations, prompts,
     actions) is withheld: it may hold a seat's private information (spectate for the public view)."""
     detail = _arena(request).read(partial(_detail, episode_id=episode_id))
@@ -236,7 +247,7 @@ def tournaments(request: Request) -> list[TournamentEntry]:
         for fmt, status, played, total, envs, agents in [build_summary(session, name)]])
 
 
-@router.get("/api/tournaments/{name}")
+@router.get("/api/tournaments/{name}", responses=NOT_FOUND)
 def tournament(request: Request, name: str) -> TournamentReport:
     """A tournament's report: the same numbers as `arena tournament report NAME --json`."""
     try:
@@ -245,7 +256,7 @@ def tournament(request: Request, name: str) -> TournamentReport:
         raise HTTPException(404, str(error)) from error
 
 
-@router.get("/tournaments/{name}", response_class=HTMLResponse)
+@router.get("/tournaments/{name}", response_class=HTMLResponse, responses=NOT_FOUND)
 def tournament_page(request: Request, name: str) -> HTMLResponse:
     """A tournament's report as the self-contained HTML page `--html` writes."""
     return HTMLResponse(render_html(tournament(request, name)))

@@ -103,7 +103,11 @@ class Hub:
         if aborted:
             log.warning("marked %d episodes left running by a previous process as aborted", aborted)
         for text in self.settings.house:
-            seat = await self.arena.seat(text)
+            try:
+                seat = await self.arena.seat(text)
+            except agent_store.AgentConflict as error:  # a stored row never stops the server: serve without it
+                log.error("house agent '%s' is not seated: %s", text, error)
+                continue
             if isinstance(seat.agent, LLMAgent) and seat.agent.options.constrain is None:
                 seat.agent.options.constrain = True  # a house model answers with a listed move (spec can opt out)
             if seat.agent.name not in self._house_players:
@@ -268,9 +272,10 @@ class Hub:
         self._online.discard(player)
         self.challenges = [c for c in self.challenges if c.challenger is not player]
         player.outbox = None
-        for seat in player.seats.values():
-            if seat.player is player:
-                seat.dropped()
+        for live in self._pending.values():  # every game the player sits in, started or still being stored
+            for seat in live.remote.values():
+                if seat.player is player:
+                    seat.dropped()
 
     # --- matchmaking -----------------------------------------------------------------------
 

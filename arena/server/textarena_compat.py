@@ -17,7 +17,7 @@ from typing import Any
 
 import textarena as ta
 from fastapi import APIRouter, HTTPException, Request, WebSocket
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
 
 from arena import protocol
@@ -38,10 +38,10 @@ PING_EVERY_S = 25.0
 class Registration(BaseModel):
     """What `textarena.api.register_model` posts."""
 
-    model_name: str
-    description: str | None = None
-    email: str | None = None
-    model_token: str | None = None
+    model_name: protocol.AgentName
+    description: protocol.Text | None = Field(default=None, max_length=2000)
+    email: protocol.Text | None = Field(default=None, max_length=320)
+    model_token: protocol.Text | None = Field(default=None, max_length=100)
 
 
 class EnvironmentNumber(BaseModel):
@@ -53,7 +53,8 @@ class EnvironmentNumber(BaseModel):
     source: str  # "textarena" (the client's own table) or "arena" (numbers this arena adds)
 
 
-@router.post("/register_model")
+@router.post("/register_model", responses={400: {"description": "No token, a malformed token, or no email"},
+                                           409: {"description": "The name is reserved or registered to another"}})
 async def register_model(body: Registration, request: Request) -> dict[str, str]:
     """Register a model (or confirm it): 200 with the token, 409 on a conflict, 400 on a bad token."""
     if not body.model_token:
@@ -65,6 +66,8 @@ async def register_model(body: Registration, request: Request) -> dict[str, str]
     if not body.email:
         raise HTTPException(400, "An email is required to register a model")
     hub: Hub = request.app.state.hub
+    if body.model_name.startswith("guest:") or body.model_name in {seat.agent.name for seat in hub.house}:
+        raise HTTPException(409, f"Model name '{body.model_name}' is reserved (a guest or a house agent's name)")
     try:
         await hub.arena.writer.run(agent_store.register_model, body.model_name, body.email, body.model_token)
     except agent_store.RegistrationConflict as error:

@@ -1,0 +1,106 @@
+"""Input a hostile or careless client sends: ids past a database integer, names that are reserved, empty, huge or
+not text, a stored name that clashes with a house agent, and a player who drops before its game has started."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+from helpers import play_games
+from server_helpers import Client, ServerProcess
+
+from arena.play import schedule
+
+
+def request(url: str, body: bytes | None = None) -> tuple[int, dict]:
+    """(status, JSON body) of a GET, or of a POST of `body`."""
+    req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def registration(name: str, email: str = "ada@example.org") -> bytes:
+    """What `textarena.api.register_model` posts (json.dumps keeps a lone surrogate as its escape)."""
+    return json.dumps({"model_name": name, "description": "", "email": email,
+                       "model_token": str(uuid.uuid4())}).encode()
+
+
+@pytest.mark.parametrize("path", ["/api/episodes/9223372036854775808", "/api/episodes?offset=9223372036854775808",
+                                  "/api/episodes/0", "/api/episodes?limit=100000"])
+def test_ids_a_database_cannot_hold_are_refused_not_a_server_error(server, path: str) -> None:
+    srv = server()
+    status, body = request(srv.url + path)
+    assert status == 422 and body["detail"], (status, body)
+    assert request(srv.url + "/api/episodes/9223372036854775807")[0] == 404
+
+
+@pytest.mark.parametrize(("name", "email", "status"), [
+    ("first", "ada@example.org", 409), ("guest:ada", "ada@example.org", 409), ("", "ada@example.org", 422),
+    (" padded", "ada@example.org", 422), ("x" * 100_000, "ada@example.org", 422), ("bad\ud800", "ada@example.org", 422),
+    ("line\nbreak", "ada@example.org", 422), ("ada-bot", "a" * 100_000 + "@example.org", 422),
+    ("ada-bot", "ada@example.org", 200)])
+def test_registration_refuses_reserved_and_malformed_names(server, name: str, email: str, status: int) -> None:
+    srv = server("--house", "random,first")
+    got, body = request(srv.url + "/textarena/register_model", registration(name, email))
+    assert got == status, body
+    assert request(srv.url + "/health")[0] == 200
+
+
+async def test_a_stored_name_that_clashes_with_a_house_agent_does_not_stop_the_server(db_url: str) -> None:
+    srv = ServerProcess(db_url, "--house", "random").start()
+    try:
+        assert request(srv.url + "/textarena/register_model", registration("first"))[0] == 200
+    finally:
+        srv.stop()
+    srv = ServerProcess(db_url, "--house", "random,first", "--house-wait", "60").start()
+    try:
+        assert srv.get("/api/house") == [{"name": "random"}], "the clashing house agent is left out, and said so"
+        guest = await Client.open(srv.ws, guest="ada")
+        await guest.send(type="queue", envs=["TicTacToe-v0"], opponent="random")
+        assert (await guest.play_first_moves())["status"] == "finished"
+        await guest.close()
+    finally:
+        srv.stop()
+    assert "house agent 'first' is not seated" in srv.process.stdout.read()
+
+
+async def test_a_player_who_drops_before_its_game_starts_gets_the_resume_grace_not_the_move_timeout(server) -> None:
+    srv = server("--house-wait", "60", "--resume-grace", "1", "--move-timeout", "60")
+    for name in ("ann", "bob", "cat"):
+        guest = await Client.open(srv.ws, guest=name)
+        await guest.send(type="queue", envs=["TicTacToe-v0"], opponent="random")
+        await guest.expect("queued")
+        await guest.close()  # the match is made and its episode is being stored: no seat is held yet
+    started = time.monotonic()
+    while time.monotonic() - started < 30:
+        episodes = srv.get("/api/episodes")
+        if len(episodes) == 3 and all(e["status"] != "running" for e in episodes):
+            break
+        await asyncio.sleep(0.2)
+    assert [e["status"] for e in episodes] == ["finished"] * 3, episodes
+    assert all("disconnected for more than 1 s" in e["reason"] for e in episodes), [e["reason"] for e in episodes]
+
+
+async def test_times_carry_their_zone_and_the_api_documents_its_errors(server, db_url: str) -> None:
+    await play_games(db_url, schedule("TicTacToe-v0", ["random", "first"], 1, 1))
+    srv = server("--house", "random,first")
+    [episode] = srv.get("/api/episodes")
+    assert datetime.fromisoformat(episode["started_at"]).utcoffset() == timedelta(0), episode["started_at"]
+    assert datetime.fromisoformat(episode["ended_at"]).utcoffset() == timedelta(0)
+    [point] = srv.get("/api/agents/first/history?env=TicTacToe-v0")
+    assert datetime.fromisoformat(point["at"]).utcoffset() == timedelta(0)
+    spec = srv.get("/openapi.json")
+    for path in ("/api/episodes/{episode_id}", "/api/agents/{name}/history", "/api/tournaments/{name}"):
+        assert "404" in spec["paths"][path]["get"]["responses"], path
+    assert {"400", "409", "422"} <= set(spec["paths"]["/textarena/register_model"]["post"]["responses"])
+    started = spec["components"]["schemas"]["EpisodeSummary"]["properties"]["started_at"]
+    assert started["format"] == "date-time"
