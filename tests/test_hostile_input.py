@@ -102,5 +102,6 @@ async def test_times_carry_their_zone_and_the_api_documents_its_errors(server, d
     for path in ("/api/episodes/{episode_id}", "/api/agents/{name}/history", "/api/tournaments/{name}"):
         assert "404" in spec["paths"][path]["get"]["responses"], path
     assert {"400", "409", "422"} <= set(spec["paths"]["/textarena/register_model"]["post"]["responses"])
+    assert {"400", "403", "422"} <= set(spec["paths"]["/api/export"]["get"]["responses"])
     started = spec["components"]["schemas"]["EpisodeSummary"]["properties"]["started_at"]
     assert started["format"] == "date-time"

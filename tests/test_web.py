@@ -424,3 +424,25 @@ def local_turns(srv: ServerProcess) -> list[dict]:
         turns += [t | {"episode": episode["id"]} for t in srv.get(f"/api/episodes/{episode['id']}")["turns"]
                   if t["seat"] == seat]
     return turns
+
+
+async def test_connect_four_is_played_by_clicking_its_column_numbers(server) -> None:
+    srv = server("--house-wait", "60")
+    async with browser_page() as page:
+        await join(page, srv, "fay")
+        await page.fill("#search", "connect four")
+        await page.locator('#games button[data-family="ConnectFour"]').click()
+        await page.select_option("#opponent", "random")
+        await page.click("#find-button")
+        await expect(page.locator("#game-title")).to_contain_text("ConnectFour-v0")
+        columns = page.locator("#board button[data-move]")
+        await expect(columns).to_have_count(7)
+        labels = await columns.evaluate_all("bs => bs.map(b => [b.textContent, b.dataset.move])")
+        assert labels == [[str(c), f"[col {c}]"] for c in range(7)], labels
+        await screenshot(page, "connect-four")
+        assert await play_by_clicking(page, "#board") >= 4
+        await expect(page.locator("#verdict")).to_be_visible()
+    [episode] = srv.get("/api/episodes?agent=guest:fay")
+    turns = srv.get(f"/api/episodes/{episode['id']}")["turns"]
+    mine = [t for t in turns if t["seat"] == next(s["seat"] for s in episode["seats"] if s["agent"] == "guest:fay")]
+    assert all(re.fullmatch(r"\[col \d\]", t["action"]) and not t["invalid"] for t in mine), mine

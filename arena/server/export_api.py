@@ -39,7 +39,9 @@ def _authorize(request: Request) -> None:
         raise HTTPException(403, "export needs the admin token: Authorization: Bearer ADMIN_TOKEN")
 
 
-@router.get("/api/export", response_class=StreamingResponse)
+@router.get("/api/export", response_class=StreamingResponse, responses={
+    400: {"description": "A filter names an unknown agent or env, or a bad date"},
+    403: {"description": "Off loopback without the admin token"}})
 def export(request: Request, format: ExportFormat, env: list[str] = Query(default=[]),  # noqa: A002, B008
            agent: list[str] = Query(default=[]), since: str | None = None, until: str | None = None,  # noqa: B008
            min_rating: float | None = None, outcome: str | None = None, reward: RewardMode = RewardMode.OUTCOME,

@@ -55,12 +55,6 @@ export const api = {
   tournaments: () => getJson("/api/tournaments"),
 };
 
-/** "ConnectFour-v0-blind" -> {family: "ConnectFour", variant: "blind"} (when the server does not say). */
-export function splitEnvId(envId) {
-  const match = /^(.*?)-v\d+(?:-(.+))?$/.exec(envId);
-  return match ? { family: match[1], variant: match[2] ?? "" } : { family: envId, variant: "" };
-}
-
 const WRAPPERS = { raw: "no wrappers: the game's own text", train: "training wrappers: messages and the current board" };
 
 /** A variant's label in a menu: "standard", "blind", "raw (no wrappers: ...)". */
@@ -75,17 +69,8 @@ export function variantLabel(variant) {
 export function families(games) {
   const byFamily = new Map();
   for (const game of games) {
-    const split = splitEnvId(game.env_id);
-    const entry = {
-      env_id: game.env_id,
-      players: game.players ?? [],
-      family: game.family || split.family,
-      variant: game.variant ?? split.variant,
-      description: game.description ?? "",
-      single_player: game.single_player ?? (game.players ?? []).every((n) => n === 1),
-    };
-    if (!byFamily.has(entry.family)) byFamily.set(entry.family, []);
-    byFamily.get(entry.family).push(entry);
+    if (!byFamily.has(game.family)) byFamily.set(game.family, []);
+    byFamily.get(game.family).push(game);
   }
   const wrapperRank = (v) => (v === "" ? 0 : /(^|-)(raw|train)$/.test(v) ? 2 : 1);
   const result = [];

@@ -9,15 +9,13 @@ import { navigate } from "./router.js";
 const EXPLAIN = "Rating = μ − 3σ, the conservative TrueSkill rating: μ is the estimated skill, σ how unsure the "
   + "estimate still is. It ranks players by a skill they are almost certainly above, so a newcomer starts at 0 and "
   + "climbs as games shrink σ.";
-const BT_EXPLAIN = "Bradley–Terry strength: fitted from all the games' results at once; the interval is 95% "
+const BT_EXPLAIN = "Bradley–Terry rating (1000 = the field's average): fitted from all the games' results at once; the interval is 95% "
   + "(bootstrap). Two agents whose intervals overlap are not clearly apart.";
 
-/** "1087 [881, 1466]": a Bradley–Terry strength and its 95% interval (`strength`, or `rating` on an Elo-like scale). */
+/** "1087 [881, 1466]": a Bradley–Terry rating (Elo-like scale, 1000 = the field's average) and its 95% interval. */
 export function btText(bt) {
   if (!bt) return "—";
-  const value = bt.strength ?? bt.rating;
-  const digits = Math.abs(value) >= 100 ? 0 : 2;
-  return `${num(value, digits)} [${num(bt.low, digits)}, ${num(bt.high, digits)}]`;
+  return `${num(bt.rating, 0)} [${num(bt.low, 0)}, ${num(bt.high, 0)}]`;
 }
 
 function hashFor(base, params) {
@@ -108,7 +106,7 @@ export const leaderboardPage = {
       const withBt = rows.some((r) => r.bt);
       bt.hidden = !withBt;
       head.replaceChildren(...["#", "Agent", "Rating (μ − 3σ)", "μ", "σ", "Games", "W / D / L",
-        ...(withBt ? ["Bradley–Terry strength [95% interval]"] : [])].map((t) => h("th", { scope: "col" }, t)));
+        ...(withBt ? ["Bradley–Terry rating [95% interval]"] : [])].map((t) => h("th", { scope: "col" }, t)));
       body.replaceChildren(...rows.map((r, i) => h("tr", { "data-agent": r.agent },
         h("td", {}, i + 1),
         h("th", { scope: "row" }, h("a", { href: agentLink(r.agent, chosenEnv) }, r.agent)),
