@@ -5,6 +5,7 @@ Every frame is one JSON object with a `type` field. See docs/protocol.md for exa
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -12,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
+PING_DATA_BYTES = 1024
 
 
 # --- shared vocabularies: the server, the SDK and the API use these, never bare strings -------------------
@@ -84,6 +86,13 @@ def _encodable(text: str) -> str:
     return text
 
 
+def _small(data: Any) -> Any:
+    """Ping data the server echoes: at most PING_DATA_BYTES as JSON (a pong is no way to make it buffer)."""
+    if len(json.dumps(data, default=str)) > PING_DATA_BYTES:
+        raise ValueError(f"ping data is limited to {PING_DATA_BYTES} bytes of JSON")
+    return data
+
+
 Text = Annotated[str, AfterValidator(_encodable)]
 NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](.*[^\s])?$"  # printable, no leading or trailing space
 AgentName = Annotated[Text, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]  # as a client chooses it
@@ -148,7 +157,7 @@ class Ping(Message):
     """Liveness check; answered by `pong`."""
 
     type: Literal["ping"] = "ping"
-    data: Any = None
+    data: Annotated[Any, AfterValidator(_small)] = None
 
 
 class Challenge(Message):

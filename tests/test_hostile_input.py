@@ -4,6 +4,7 @@ not text, a stored name that clashes with a house agent, and a player who drops 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.error
@@ -14,6 +15,8 @@ from datetime import datetime, timedelta
 import pytest
 from helpers import play_games
 from server_helpers import Client, ServerProcess
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from arena.play import schedule
 
@@ -105,3 +108,50 @@ async def test_times_carry_their_zone_and_the_api_documents_its_errors(server, d
     assert {"400", "403", "422"} <= set(spec["paths"]["/api/export"]["get"]["responses"])
     started = spec["components"]["schemas"]["EpisodeSummary"]["properties"]["started_at"]
     assert started["format"] == "date-time"
+
+
+async def matchmaking_socket(srv: ServerProcess, name: str):
+    """A TextArena matchmaking socket for a freshly registered model `name`."""
+    body = json.loads(registration(name))
+    assert request(srv.url + "/textarena/register_model", json.dumps(body).encode())[0] == 200
+    return await connect(f"{srv.ws.removesuffix('/ws')}/textarena/ws?model_name={name}&model_token="
+                         f"{body['model_token']}")
+
+
+async def test_textarena_sockets_answer_binary_and_deeply_nested_frames_and_cut_off_a_flood(db_url: str) -> None:
+    srv = ServerProcess(db_url, env={"ARENA_MAX_MESSAGES_PER_SECOND": "50"}).start()
+    ws = await matchmaking_socket(srv, "bin-bot")
+    await ws.send(b"\x00\x01binary")
+    assert json.loads(await ws.recv())["message"] == "send JSON text frames, not binary"
+    await ws.send(json.dumps({"command": "leave"}))
+    assert json.loads(await ws.recv()) == {"command": "left"}, "the socket lives on after a binary frame"
+    await ws.send("[" * 100_000 + "]" * 100_000)
+    assert "malformed command" in json.loads(await ws.recv())["message"]
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000, "closed with a close frame"
+
+    ws = await matchmaking_socket(srv, "flood-bot")
+    for _ in range(2_000):
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps({"command": "leave"}))
+    answered = 0
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            answered += json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"command": "left"}
+    assert closed.value.rcvd.code == 1008 and answered <= 100, answered
+    assert request(srv.url + "/health")[0] == 200
+    srv.stop()
+    assert "Exception in ASGI application" not in srv.process.stdout.read()
+
+
+async def test_ping_data_is_capped_so_pongs_cannot_fill_the_outbox(server) -> None:
+    srv = server()
+    client = await Client.open(srv.ws)
+    await client.send(type="ping", data="A" * 1000)
+    assert (await client.expect("pong"))["data"] == "A" * 1000
+    await client.send(type="ping", data="A" * 60_000)
+    error = await client.expect("error", "pong")
+    assert error["type"] == "error" and error["code"] == "invalid_message" and "1024 bytes" in error["message"]
+    assert len(json.dumps(error)) < 2_000, "the refusal does not echo the payload"
+    await client.close()

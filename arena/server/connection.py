@@ -20,6 +20,22 @@ OUTBOX_LIMIT = 10_000
 ErrorCode = protocol.ErrorCode
 
 
+class RateLimit:
+    """At most `per_second` frames in each one-second window."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._window_start, self._count = time.monotonic(), 0
+
+    def exceeded(self) -> bool:
+        """Count one frame; true once this window has more than allowed."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._count = now, 0
+        self._count += 1
+        return self._count > self.per_second
+
+
 @dataclass(frozen=True)
 class Close:
     """The last item of a writer's queue: close the socket with this code."""
@@ -72,7 +88,7 @@ class Connection:
         self.websocket, self.hub = websocket, hub
         self.player: Player | None = None
         self.writer: SocketWriter | None = None
-        self._window_start, self._window_count = time.monotonic(), 0
+        self._limit = RateLimit(hub.settings.max_messages_per_second)
 
     def send(self, message: protocol.Message, text: str | None = None, on_sent: Sent | None = None) -> None:
         """Queue a message for this client (`text`: its JSON, when already serialised)."""
@@ -106,20 +122,13 @@ class Connection:
             arrived = time.perf_counter()
             if frame["type"] == "websocket.disconnect":
                 return
-            if self._flooding():
+            if self._limit.exceeded():
                 await self.websocket.close(POLICY_VIOLATION, "too many messages")
                 return
             if frame.get("text") is None:
                 self.send(protocol.Error(code=ErrorCode.BINARY_FRAME, message="send JSON text frames, not binary"))
                 continue
             await self._handle(frame["text"], arrived)
-
-    def _flooding(self) -> bool:
-        now = time.monotonic()
-        if now - self._window_start >= 1.0:
-            self._window_start, self._window_count = now, 0
-        self._window_count += 1
-        return self._window_count > self.hub.settings.max_messages_per_second
 
     async def _handle(self, text: str, arrived: float) -> None:
         message = None

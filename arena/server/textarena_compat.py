@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
 
 from arena import protocol
-from arena.server.connection import SocketWriter
+from arena.server.connection import POLICY_VIOLATION, RateLimit, SocketWriter
 from arena.server.hub import Hub, HubError
 from arena.server.players import Player, RemoteSeat, Sent
 from arena.server.textarena_ids import all_numbers, env_for_number, textarena_numbers
@@ -31,6 +32,7 @@ from arena.store.models import AgentRow
 from games import catalog
 
 router = APIRouter(prefix="/textarena")
+CLOSE_WAIT_S = 5.0
 CLOSE_AFTER_GAME_S = 2.0  # the client reads game_over, then stops when the socket closes
 PING_EVERY_S = 25.0
 
@@ -197,6 +199,30 @@ async def _identify(websocket: WebSocket, token: str) -> AgentRow | None:
     return await asyncio.to_thread(hub.arena.read, partial(agent_store.by_token, token=token)) if token else None
 
 
+async def _text_frames(websocket: WebSocket, writer: SocketWriter) -> AsyncIterator[str]:
+    """The client's text frames, under the native socket's rate limit: a binary frame gets an error, a flood
+    closes the socket (1008), a disconnect ends the frames."""
+    limit = RateLimit(websocket.app.state.hub.settings.max_messages_per_second)
+    while (frame := await websocket.receive())["type"] != "websocket.disconnect":
+        if limit.exceeded():
+            writer.close(POLICY_VIOLATION, "too many messages")
+            return
+        if frame.get("text") is None:
+            writer.send(json.dumps({"command": "error", "message": "send JSON text frames, not binary"}))
+            continue
+        yield frame["text"]
+
+
+async def _close(writer: SocketWriter) -> None:
+    """Close after what is queued (a close queued earlier, e.g. for a flood, wins), waiting at most
+    CLOSE_WAIT_S for a client that does not read."""
+    writer.close()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_WAIT_S):
+            await writer.done()
+    writer.cancel()
+
+
 async def _refuse(writer: SocketWriter, message: str) -> None:
     writer.send(json.dumps({"command": "error", "message": message}))
     writer.close()
@@ -216,8 +242,8 @@ async def matchmaking(websocket: WebSocket, model_name: str = "", model_token: s
     outbox = MatchmakingOutbox(writer, _game_url(websocket))
     player = Player(row.id, row.name, row.kind, outbox)
     try:
-        while True:
-            problem = await _matchmaking_command(hub, player, writer, await websocket.receive_text())
+        async for text in _text_frames(websocket, writer):
+            problem = await _matchmaking_command(hub, player, writer, text)
             if problem:
                 await _refuse(writer, problem)
                 return
@@ -225,7 +251,7 @@ async def matchmaking(websocket: WebSocket, model_name: str = "", model_token: s
         pass
     finally:
         hub.disconnected(player, outbox)
-        writer.close()
+        await _close(writer)
 
 
 async def _matchmaking_command(hub: Hub, player: Player, writer: SocketWriter, text: str) -> str | None:
@@ -233,7 +259,7 @@ async def _matchmaking_command(hub: Hub, player: Player, writer: SocketWriter, t
     try:
         command = json.loads(text)
         numbers = command["environments"] if command.get("command") == "queue" else None
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return "malformed command: send {\"command\": \"queue\", \"environments\": [numbers]}"
     if command.get("command") == "leave":
         hub.leave(player)
@@ -271,15 +297,14 @@ async def game(websocket: WebSocket, token: str = "") -> None:
     pinger = asyncio.create_task(_ping(writer))
     try:
         hub.resume(player, game_id)
-        while True:
-            text = await websocket.receive_text()
+        async for text in _text_frames(websocket, writer):
             _game_command(hub, player, writer, game_id, text, time.perf_counter())
     except (WebSocketDisconnect, HubError):
         pass
     finally:
         pinger.cancel()
         hub.disconnected(player, outbox)
-        writer.close()
+        await _close(writer)
 
 
 def _game_command(hub: Hub, player: Player, writer: SocketWriter, game_id: int, text: str, arrived: float) -> None:
@@ -287,7 +312,7 @@ def _game_command(hub: Hub, player: Player, writer: SocketWriter, game_id: int, 
     try:
         command = json.loads(text)
         kind = command.get("command")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         writer.send(json.dumps({"command": "error", "message": "malformed command: not a JSON object"}))
         return
     if kind == "ping":
