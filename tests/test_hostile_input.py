@@ -155,3 +155,18 @@ async def test_ping_data_is_capped_so_pongs_cannot_fill_the_outbox(server) -> No
     assert error["type"] == "error" and error["code"] == "invalid_message" and "1024 bytes" in error["message"]
     assert len(json.dumps(error)) < 2_000, "the refusal does not echo the payload"
     await client.close()
+
+
+async def test_a_connection_that_never_speaks_is_closed_and_one_that_did_stays(db_url: str) -> None:
+    srv = ServerProcess(db_url, env={"ARENA_FIRST_MESSAGE_TIMEOUT": "1"}).start()
+    try:
+        silent, talker = await connect(srv.ws), await Client.open(srv.ws, guest="ada")
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(silent.recv(), 10)
+        assert closed.value.rcvd.code == 1008 and "no message in 1 s" in closed.value.rcvd.reason
+        await asyncio.sleep(1.5)
+        await talker.send(type="ping", data=7)
+        assert (await talker.expect("pong"))["data"] == 7, "a client that said hello may stay quiet"
+        await talker.close()
+    finally:
+        srv.stop()

@@ -117,8 +117,15 @@ class Connection:
             self.writer.cancel()
 
     async def _receive_forever(self) -> None:
+        wait: float | None = self.hub.settings.first_message_timeout  # then no limit: keepalive pings watch
         while True:
-            frame = await self.websocket.receive()
+            try:
+                async with asyncio.timeout(wait):
+                    frame = await self.websocket.receive()
+            except TimeoutError:
+                await self.websocket.close(POLICY_VIOLATION, f"no message in {wait:g} s")
+                return
+            wait = None
             arrived = time.perf_counter()
             if frame["type"] == "websocket.disconnect":
                 return

@@ -42,6 +42,7 @@ class ServerSettings(BaseSettings):
     resume_grace: float = 30.0
     house_wait: float = 10.0
     max_messages_per_second: int = 200
+    first_message_timeout: float = 10.0  # a `/ws` connection that sends nothing this long is closed (1008)
     match_interval: float = 0.2
     admin_token: str | None = None  # lets `GET /api/export` answer beyond loopback (Authorization: Bearer ...)
     openenv_max_sessions: int = Field(default=256, ge=1)  # OpenEnv sessions at once (like its MAX_CONCURRENT_ENVS)
