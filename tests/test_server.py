@@ -521,7 +521,7 @@ async def test_a_remote_seat_gives_up_when_its_game_is_abandoned() -> None:
 
 
 async def test_a_message_type_the_connection_does_not_take_is_an_error() -> None:
-    connection = Connection(websocket=None, hub=SimpleNamespace(leave=lambda player: None))
+    connection = Connection(websocket=None, hub=SimpleNamespace(leave=lambda player: None, settings=ServerSettings()))
     with pytest.raises(HubError) as refused:
         await connection._dispatch(protocol.Pong(data=1), 0.0)
     assert refused.value.code == protocol.ErrorCode.UNKNOWN_TYPE
