@@ -3,9 +3,8 @@ with Bradley–Terry ratings and their 95% intervals where a tournament or enoug
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,7 +20,8 @@ MIN_BT_COMPARISONS = 10  # outside a tournament, Bradley–Terry needs this many
 BOOTSTRAP_ROUNDS = 200  # resamples for the intervals (a tournament report uses 1000)
 
 
-class BradleyTerryRating(BaseModel):
+@dataclass(frozen=True)
+class BradleyTerryRating:
     """A Bradley–Terry rating on the Elo-like scale (1000 = the field's average) with its 95% interval."""
 
     rating: float
@@ -29,18 +29,10 @@ class BradleyTerryRating(BaseModel):
     high: float
 
 
-class BoardEntry(BaseModel):
-    """One leaderboard line: TrueSkill (`rating` is the conservative mu - 3 sigma), totals, Bradley–Terry."""
+@dataclass(frozen=True)
+class BoardEntry(ratings.Standing):
+    """A leaderboard line with its Bradley–Terry rating, where one was fitted."""
 
-    agent: str
-    rating: float
-    mu: float
-    sigma: float
-    games: int
-    wins: int
-    draws: int
-    losses: int
-    invalid_moves: int
     bt: BradleyTerryRating | None = None
 
 

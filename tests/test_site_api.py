@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 from helpers import play_games
-from server_helpers import ARENA, Client
+from server_helpers import ARENA, Client, ServerProcess
 from test_server import make_tokens
 
 from agents.moves import valid_moves
@@ -27,12 +27,17 @@ def status_of(url: str) -> int:
         return error.code
 
 
-async def test_a_turn_lists_its_valid_moves_and_marks_what_only_this_seat_saw(server, db_url: str) -> None:
+async def kuhn_poker_pair(srv: ServerProcess, db_url: str) -> tuple[Client, Client]:
+    """Two agents queued for KuhnPoker-v0, so that they meet each other."""
     alice, bob = make_tokens(db_url, "alice", "bob")
-    srv = server("--house-wait", "60")
     a, b = await Client.open(srv.ws, token=alice), await Client.open(srv.ws, token=bob)
     for client in (a, b):
         await client.send(type="queue", envs=["KuhnPoker-v0"])
+    return a, b
+
+
+async def test_a_turn_lists_its_valid_moves_and_marks_what_only_this_seat_saw(server, db_url: str) -> None:
+    a, b = await kuhn_poker_pair(server("--house-wait", "60"), db_url)
     await asyncio.gather(a.play_first_moves(), b.play_first_moves())
     turns = [m for c in (a, b) for m in c.seen if m["type"] == "turn"]
     for turn in turns:
@@ -144,11 +149,8 @@ async def test_rating_history_has_one_point_per_rated_game_ending_at_the_current
 
 
 async def test_a_running_games_log_keeps_what_each_seat_saw_until_it_ends(server, db_url: str) -> None:
-    alice, bob = make_tokens(db_url, "alice", "bob")
     srv = server("--house-wait", "60")
-    a, b = await Client.open(srv.ws, token=alice), await Client.open(srv.ws, token=bob)
-    for client in (a, b):
-        await client.send(type="queue", envs=["KuhnPoker-v0"])
+    a, b = await kuhn_poker_pair(srv, db_url)
     game_id = (await a.expect("match"))["game_id"]
     await b.expect("match")
     waits = {asyncio.create_task(c.expect("turn")): c for c in (a, b)}  # recv is cancellation-safe
