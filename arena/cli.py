@@ -14,6 +14,7 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -101,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--move-timeout", type=float, default=None, help="seconds per move (default 60)")
     serve.add_argument("--resume-grace", type=float, default=None, help="seconds to resume a dropped seat (30)")
     serve.add_argument("--house-wait", type=float, default=None, help="seconds before a house agent fills in (10)")
+    serve.add_argument("--max-connections-per-ip", type=int, default=None,
+                       help="open connections from one address, both ports (2000)")
+    serve.add_argument("--header-timeout", type=float, default=None,
+                       help="seconds a connection may take to send a request's headers (10)")
+    serve.add_argument("--outbox-bytes", type=int, default=None,
+                       help="unsent data a websocket may hold before it is cut off (4194304)")
+    serve.add_argument("--max-games-per-player", type=int, default=None,
+                       help="games a player may have running, waiting to start or challenged at once (8)")
+    serve.add_argument("--allowed-origins", default=None, metavar="ORIGIN,...",
+                       help="other sites whose pages may open websockets here, e.g. https://arena.example.org")
     serve.add_argument("--db", help=db_help)
 
     connect = commands.add_parser("connect", help="play queued games on an arena server with any agent")
@@ -269,8 +280,8 @@ def _print_play_summary(args: argparse.Namespace, specs: Sequence[AgentSpec], se
                       f"{s.rating:.2f}", f"{s.mu:.2f}", f"{s.sigma:.2f}")
     console.print(table)
     if len({s.name for s in specs}) < len(specs):
-        console.print("note: an agent played itself; self-play games are stored but not rated "
-                      "(name the seats apart, e.g. a=random,b=random, to rate them)")
+        console.print("note: an agent held several seats; it is not rated by these games, only agents in one "
+                      "seat are (name the seats apart, e.g. a=random,b=random, to rate them all)")
 
 
 # --- other commands -------------------------------------------------------------------------
@@ -318,13 +329,21 @@ def cmd_games(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Validate the settings and house agents, then run the server until SIGTERM/SIGINT."""
     from arena.server.app import serve
+    from arena.server.auth import bind_warning
     from arena.server.settings import ServerSettings
 
     flags = {"host": args.host, "port": args.port, "tls_port": args.tls_port, "tls_cert": args.tls_cert,
              "tls_key": args.tls_key, "db": args.db, "move_timeout": args.move_timeout,
              "resume_grace": args.resume_grace, "house_wait": args.house_wait,
-             "house": [s.strip() for s in args.house.split(",") if s.strip()] if args.house else None}
-    settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
+             "max_connections_per_ip": args.max_connections_per_ip, "header_timeout": args.header_timeout,
+             "outbox_bytes": args.outbox_bytes, "max_games_per_player": args.max_games_per_player,
+             "house": [s.strip() for s in args.house.split(",") if s.strip()] if args.house else None,
+             "allowed_origins": [o.strip() for o in args.allowed_origins.split(",") if o.strip()]
+             if args.allowed_origins else None}
+    try:
+        settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as error:
+        raise UsageError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
     house = parse_specs(",".join(settings.house))
     for spec in house:
         build_agent(spec)
@@ -336,6 +355,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"TextArena clients: http://{settings.host}:{settings.port}/textarena, "
                   f"game sockets on TLS port {settings.tls_port}); "
                   f"house agents: {', '.join(spec.name for spec in house)}")
+    if warning := bind_warning(settings):
+        console.print(f"warning: {warning}")
     serve(settings)
     return 0
 
@@ -470,7 +491,8 @@ def _tournament_run(args: argparse.Namespace) -> int:
                          str(args.invalid_moves or InvalidMovePolicy()), server=args.server)
     if args.server:
         asyncio.run(play_on_server(args.server, token, args.name, config, database_url(args.db), args.concurrency,
-                                   _ProgressBar(config.total_games(), args.name), new=True))
+                                   _ProgressBar(config.total_games(), args.name), new=True,
+                                   admin_token=os.environ.get("ARENA_ADMIN_TOKEN")))
     else:
         asyncio.run(_play_tournament(database_url(args.db), args.name, config, built, args.concurrency, new=True))
     return _tournament_report(argparse.Namespace(name=args.name, db=args.db, json=False, html=None))
@@ -492,7 +514,8 @@ def _tournament_resume(args: argparse.Namespace) -> int:
     if config.server:
         asyncio.run(play_on_server(args.server or config.server, _server_token(args), args.name, config,
                                    database_url(args.db), args.concurrency,
-                                   _ProgressBar(config.total_games(), args.name), new=False))
+                                   _ProgressBar(config.total_games(), args.name), new=False,
+                                   admin_token=os.environ.get("ARENA_ADMIN_TOKEN")))
     else:
         built = {spec.name: build_agent(spec) for spec in config.specs}
         asyncio.run(_play_tournament(database_url(args.db), args.name, config, built, args.concurrency, new=False))

@@ -68,6 +68,8 @@ class ErrorCode(StrEnum):
     CHALLENGER_SEATED = "challenger_seated"
     WRONG_SEAT_COUNT = "wrong_seat_count"
     BAD_TOURNAMENT_GAME = "bad_tournament_game"
+    TOO_MANY_GAMES = "too_many_games"
+    ADMIN_REQUIRED = "admin_required"
 
 
 # Codes that retrying, reconnecting or re-queueing cannot fix: a client gives up on them.
@@ -213,7 +215,7 @@ class MatchFound(Message):
 
 class GameMessage(BaseModel):
     """One game message: sender (-1 is the game), text, TextArena observation type, and whether only the
-    receiving seat got it (`private`; always false in `event`, which carries public messages)."""
+    receiving seat got it (`private`; in an `event`, true only in a seat's closing messages)."""
 
     sender: int
     text: str
@@ -247,7 +249,8 @@ class Ack(Message):
 
 
 class Event(Message):
-    """Public game messages, for players and spectators alike."""
+    """Public game messages, for players and spectators alike; and, when a game ends, the messages only this
+    seat received since its last `turn` (marked private)."""
 
     type: Literal["event"] = "event"
     game_id: int
@@ -264,6 +267,7 @@ class GameOver(Message):
     rewards: dict[int, float]
     seat: int | None = None
     reward: float | None = None
+    result: GameResult | None = None
     rating_before: float | None = None
     rating_after: float | None = None
     rating_change: float | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,9 +89,15 @@ def rate(ratings: Sequence[trueskill.Rating], rewards: Sequence[float]) -> list[
     return [group[0] for group in groups]
 
 
-def is_rated(status: str, agent_ids: Sequence[int]) -> bool:
-    """Finished games between two or more distinct agents are rated; self-play and aborts are not."""
-    return status == GameStatus.FINISHED and len(agent_ids) >= 2 and len(set(agent_ids)) == len(agent_ids)
+def rated_agents(status: str, agent_ids: Sequence[int]) -> set[int]:
+    """The agents a game rates (the one rule, for live updates and rebuilds alike): in a finished game of two
+    or more distinct agents, each agent that holds one seat. An agent holding several seats (the house filling
+    a table) is an unrated opponent: its seats take part at its current rating, which the game leaves as it
+    was. Aborted games, single-player games and self-play rate nobody."""
+    seats = Counter(agent_ids)
+    if status != GameStatus.FINISHED or len(seats) < 2:
+        return set()
+    return {agent_id for agent_id, count in seats.items() if count == 1}
 
 
 def rate_episodes(session: Session, calls: Sequence[tuple[int]]) -> list[list[RatingChange]]:
@@ -111,7 +118,7 @@ def rate_episodes(session: Session, calls: Sequence[tuple[int]]) -> list[list[Ra
         done.add(episode_id)
         seq += 1
         places.append((episode_id, seq))
-        changes = _rate(rows, current) if is_rated(rows[0].status, [r.agent_id for r in rows]) else []
+        changes = _rate(rows, current, rated_agents(rows[0].status, [r.agent_id for r in rows]))
         history += [{"episode_id": episode_id, "agent_id": c.agent_id, "env_id": c.env_id, "mu_before": c.mu_before,
                      "sigma_before": c.sigma_before, "mu_after": c.mu_after, "sigma_after": c.sigma_after}
                     for c in changes]
@@ -121,14 +128,20 @@ def rate_episodes(session: Session, calls: Sequence[tuple[int]]) -> list[list[Ra
     return results
 
 
-def _rate(seats: Sequence, current: dict[tuple[int, str], tuple[float, float, int]]) -> list[RatingChange]:
-    """Rate one finished episode (env and overall) against `current`, which it updates."""
+def _rate(seats: Sequence, current: dict[tuple[int, str], tuple[float, float, int]],
+          rated: set[int]) -> list[RatingChange]:
+    """Rate the `rated` agents of one episode (env and overall) against `current`, which it updates; the other
+    seats play at their current ratings and keep them."""
+    if not rated:
+        return []
     agent_ids, rewards = [s.agent_id for s in seats], [float(s.reward or 0.0) for s in seats]
     changes: list[RatingChange] = []
     for scope in (seats[0].env_id, OVERALL):
         before = [current.get((a, scope), (TRUESKILL.mu, TRUESKILL.sigma, 0)) for a in agent_ids]
         after = rate([trueskill.Rating(mu, sigma) for mu, sigma, _ in before], rewards)
         for seat, (mu, sigma, games), new in zip(seats, before, after, strict=True):
+            if seat.agent_id not in rated:
+                continue
             current[(seat.agent_id, scope)] = (new.mu, new.sigma, games + 1)
             changes.append(RatingChange(seat.agent_id, seat.name, scope, mu, sigma, new.mu, new.sigma))
     return changes
@@ -137,7 +150,7 @@ def _rate(seats: Sequence, current: dict[tuple[int, str], tuple[float, float, in
 @batched(rate_episodes)
 def rate_episode(session: Session, episode_id: int) -> list[RatingChange]:
     """A write operation: apply an ended episode's ratings (env and overall), log the history, and give
-    the episode the next place in the rating order. Aborted and self-play episodes change no rating."""
+    the episode the next place in the rating order. Only `rated_agents` change rating."""
     return rate_episodes(session, [(episode_id,)])[0]
 
 

@@ -88,6 +88,7 @@ def cache_path() -> Path:
     return cache_root() / f"catalog-textarena{TEXTARENA_VERSION}-py{py}.json"
 
 
+TOO_SLOW = "too slow"  # a verdict of the moment: not written to the cache file, so the next process checks again
 _MEMORY: dict[Path, dict[str, dict]] = {}  # the cache file, read once per process
 
 
@@ -102,11 +103,13 @@ def _load_cache() -> dict[str, dict]:
 
 
 def _save_cache(results: dict[str, dict]) -> None:
+    """Keep every verdict for this process; on disk, all but "too slow", which a busy machine gives any game."""
     path = cache_path()
     _MEMORY[path] = results
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # threads of one process save too
-    tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
+    lasting = {env_id: r for env_id, r in results.items() if not (r["reason"] or "").startswith(TOO_SLOW)}
+    tmp.write_text(json.dumps(lasting, indent=1, sort_keys=True))
     tmp.replace(path)
 
 
@@ -167,7 +170,7 @@ def check_ids(
                 break
             found = worker.check(family, variants, limit_s)
             if found is None:
-                slow = {"players": [], "reason": f"too slow: make+reset took more than {limit_s:.0f} s"}
+                slow = {"players": [], "reason": f"{TOO_SLOW}: make+reset took more than {limit_s:.0f} s"}
                 found = dict.fromkeys([family, *variants], slow)
             if any(r["reason"] for r in found.values()):  # a failed game may leave the worker broken or busy
                 worker.stop()

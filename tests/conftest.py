@@ -27,7 +27,9 @@ os.environ["ARENA_CACHE_DIR"] = tempfile.mkdtemp(prefix="arena-catalog-")
 
 DATABASE_SUITES = {"test_store.py", "test_ratings.py", "test_runner.py", "test_server.py", "test_migrations.py",
                    "test_cli.py", "test_tournament.py", "test_tournament_server.py", "test_textarena_env.py",
-                   "test_export.py", "test_export_api.py"}
+                   "test_export.py", "test_export_api.py", "test_hostile_input.py", "test_limits.py",
+                   "test_fuzz.py", "test_crash.py", "test_isolation.py", "test_team_results.py", "test_soak.py",
+                   "test_auth.py"}
 BACKENDS = ["sqlite", "postgresql"]
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections import defaultdict
 
 import pytest
@@ -52,3 +55,12 @@ def test_random_agents_finish_every_variant(family: str, db_url: str, engine) ->
             assert episode.status == "finished", label
             assert episode.reason and episode.reason.strip(), f"{label}: no reason"
             assert all(seat.reward is not None and seat.result for seat in episode.seats), label
+
+
+def test_a_game_too_slow_on_a_busy_machine_is_checked_again_by_the_next_process(tmp_path) -> None:
+    probe = [sys.executable, "-c", "from games import catalog; print(catalog.load(['TicTacToe-v0'])['TicTacToe-v0'])"]
+    env = {**os.environ, "ARENA_CACHE_DIR": str(tmp_path)}
+    busy = subprocess.run(probe, env={**env, "ARENA_PROBE_TIMEOUT": "0.001"}, capture_output=True, text=True)
+    assert "too slow" in busy.stdout, busy.stdout + busy.stderr
+    calm = subprocess.run(probe, env=env, capture_output=True, text=True)
+    assert "playable=True" in calm.stdout, calm.stdout + calm.stderr

@@ -1,4 +1,4 @@
-"""`GET /api/export` on a running server: the bytes `arena export` writes, bad requests, and who may export."""
+"""`GET /api/export` on a running server: the bytes `arena export` writes, and bad requests (access: test_auth.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,11 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import SimpleNamespace
 
-import pytest
-from fastapi import HTTPException
 from helpers import play_games
 from server_helpers import ARENA
-from starlette.requests import Request
 
 from arena.play import schedule
-from arena.server.export_api import _authorize
 
 
 def fetch(url: str) -> tuple[int, bytes]:
@@ -43,22 +38,3 @@ def test_the_server_streams_what_the_command_writes(server, db_url: str, tmp_pat
     assert status == 400 and b"unknown agent 'nobody'" in body
     status, body = fetch(f"{srv.url}/api/export?format=sft")
     assert status == 422 and b"messages" in body
-
-
-def request_from(host: str, token: str | None, admin_token: str | None) -> Request:
-    app = SimpleNamespace(state=SimpleNamespace(hub=SimpleNamespace(settings=SimpleNamespace(admin_token=admin_token))))
-    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
-    return Request({"type": "http", "client": (host, 5000), "headers": headers, "app": app})
-
-
-@pytest.mark.parametrize(("host", "token", "admin", "allowed"), [
-    ("127.0.0.1", None, None, True), ("::1", None, None, True), ("10.0.0.7", None, None, False),
-    ("10.0.0.7", "s3cret", None, False), ("10.0.0.7", None, "s3cret", False), ("10.0.0.7", "wrong", "s3cret", False),
-    ("10.0.0.7", "s3cret", "s3cret", True), ("testclient", None, "s3cret", False)])
-def test_off_loopback_export_needs_the_admin_token(host, token, admin, allowed) -> None:
-    if allowed:
-        _authorize(request_from(host, token, admin))
-    else:
-        with pytest.raises(HTTPException) as refused:
-            _authorize(request_from(host, token, admin))
-        assert refused.value.status_code == 403

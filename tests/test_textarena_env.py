@@ -106,7 +106,7 @@ def test_reward_modes_on_hand_made_outcomes() -> None:
     with pytest.raises(ValueError, match="reward_mode must be one of outcome, trueskill, surprise"):
         parse_reward_mode("elo")
     assert [outcome_of({0: 1, 1: -1}, s) for s in (0, 1)] == ["win", "loss"]
-    assert outcome_of({0: 0, 1: 0}, 1) == "draw" and outcome_of({0: 1, 1: 1, 2: -1}, 0) == "draw"
+    assert outcome_of({0: 0, 1: 0}, 1) == "draw" and outcome_of({0: 1, 1: 1, 2: -1}, 0) == "win", "a team win"
     assert outcome_reward("win") == 1.0 and outcome_reward("draw") == 0.0 and outcome_reward("loss") == -1.0
     assert outcome_reward("win", invalid_moves=2, invalid_move_penalty=0.25) == 0.5
     assert outcome_reward("aborted") == 0.0

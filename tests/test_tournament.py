@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -249,6 +250,8 @@ def test_the_api_serves_the_same_report_as_the_command_line(db_url: str, server)
     report = srv.get("/api/tournaments/cup")
     assert report == json.loads(arena("tournament", "report", "cup", "--json", "--db", db_url).stdout)
     assert report["games_played"] == 12 and {s["agent"] for s in report["bradley_terry"]} == {"random", "first", "c"}
+    for moment in (report["created_at"], report["ended_at"]):
+        assert datetime.fromisoformat(moment).utcoffset() == timedelta(0), moment
     [entry] = srv.get("/api/tournaments")
     assert (entry["name"], entry["status"], entry["games_played"], entry["games_scheduled"]) == ("cup", "finished",
                                                                                                   12, 12)

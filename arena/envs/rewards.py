@@ -15,6 +15,7 @@ import trueskill
 from arena.envs.episode import Outcome
 from arena.prompting import extract_action
 from arena.ratings import RatingChange, win_probability
+from arena.store.episodes import result_of
 
 
 class RewardMode(StrEnum):
@@ -39,12 +40,10 @@ def parse_reward_mode(value: str) -> RewardMode:
 
 
 def outcome_of(rewards: Mapping[int, float], seat: int, finished: bool = True) -> Outcome:
-    """Win, draw or loss for `seat`: above every other seat, level with the best, or below it."""
+    """Win, draw or loss for `seat`, as stored (`arena.store.episodes.result_of`); aborted when unfinished."""
     if not finished or seat not in rewards:
         return "aborted"
-    mine, others = rewards[seat], [r for s, r in rewards.items() if s != seat]
-    best = max(others, default=mine)
-    return "win" if mine > best else "draw" if mine == best else "loss"
+    return result_of(rewards, seat).value
 
 
 def outcome_reward(outcome: Outcome, invalid_moves: int = 0, invalid_move_penalty: float = 0.0) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -106,10 +106,8 @@ def tokens_rows(episodes: Iterable[StoredEpisode], mode: RewardMode) -> Iterator
 
 
 def iso(moment: datetime | None) -> str | None:
-    """A stored time in ISO 8601, UTC (SQLite gives back naive UTC times)."""
-    if moment is None:
-        return None
-    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)).isoformat()
+    """A stored time (always UTC) in ISO 8601."""
+    return None if moment is None else moment.isoformat()
 
 
 def episode_rows(episodes: Iterable[StoredEpisode], mode: RewardMode) -> Iterator[ExportRow]:

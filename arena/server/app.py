@@ -20,10 +20,12 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 
 from arena.play import Arena
+from arena.server.auth import OriginCheck
 from arena.server.connection import Connection
 from arena.server.export_api import router as export_router
 from arena.server.http_api import router
 from arena.server.hub import Hub
+from arena.server.limits import uvicorn_protocols
 from arena.server.openenv import router as openenv_router
 from arena.server.settings import ServerSettings
 from arena.server.textarena_compat import router as textarena_router
@@ -53,6 +55,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app = FastAPI(title="Arena", version="0.1.0", lifespan=lifespan,
                   description="LLMs and people play TextArena games; episodes, turns and TrueSkill ratings.")
+    app.add_middleware(OriginCheck, allowed=settings.allowed_origins)  # every websocket route, the TLS port's too
     app.include_router(router)
     app.include_router(export_router)
     app.include_router(textarena_router)
@@ -130,8 +133,8 @@ class ArenaServer(uvicorn.Server):
 def serve(settings: ServerSettings) -> None:
     """Run the server until SIGINT/SIGTERM."""
     app = create_app(settings)
-    common = {"host": settings.host, "ws": "websockets-sansio", "ws_max_size": WS_MAX_BYTES,
-              "ws_per_message_deflate": False, "log_level": "info"}
+    common = {"host": settings.host, "ws_max_size": WS_MAX_BYTES, "ws_per_message_deflate": False,
+              "log_level": "info", **uvicorn_protocols(settings)}  # h11 and websockets-sansio, with limits
     config = uvicorn.Config(app, port=settings.port, lifespan="on", **common)
     cert, key = tls_files(settings)
     tls = TlsServer(uvicorn.Config(app, port=settings.tls_port, lifespan="off", ssl_certfile=str(cert),

@@ -16,7 +16,6 @@ from arena.server.players import Player, Sent
 
 log = logging.getLogger(__name__)
 POLICY_VIOLATION = 1008
-OUTBOX_LIMIT = 10_000
 ErrorCode = protocol.ErrorCode
 
 
@@ -45,23 +44,32 @@ class Close:
 
 
 class SocketWriter:
-    """Sends queued frames on a websocket from its own task, so a slow reader never blocks a game."""
+    """Sends queued frames on a websocket from its own task, so a slow reader never blocks a game.
 
-    def __init__(self, websocket: WebSocket) -> None:
-        self.websocket = websocket
+    A client that leaves more than `limit` bytes (characters) of frames unsent is cut off at once: the frames are
+    dropped and the socket closed without waiting behind a write the client is not reading (see limits.py)."""
+
+    def __init__(self, websocket: WebSocket, limit: int) -> None:
+        self.websocket, self.limit = websocket, limit
         self._queue: asyncio.Queue[tuple[str, Sent | None] | Close] = asyncio.Queue()
+        self._unsent = 0  # characters queued and not yet handed to the socket
+        self._cut = False
         self._task = asyncio.create_task(self._run())
 
     def send(self, text: str, on_sent: Sent | None = None) -> None:
-        """Queue a text frame; a client that stops reading is cut off."""
-        if self._queue.qsize() > OUTBOX_LIMIT:
-            self.close(POLICY_VIOLATION, "too many unread messages")
+        """Queue a text frame; one that takes the unsent text past `limit` cuts the client off."""
+        if self._cut:
+            return
+        self._unsent += len(text)
+        if self._unsent > self.limit:
+            self._cut_off()
             return
         self._queue.put_nowait((text, on_sent))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the socket once everything queued before has been sent."""
-        self._queue.put_nowait(Close(code, reason))
+        if not self._cut:
+            self._queue.put_nowait(Close(code, reason))
 
     async def done(self) -> None:
         """Wait until the writer has closed the socket or lost it."""
@@ -71,13 +79,25 @@ class SocketWriter:
         """Stop sending now."""
         self._task.cancel()
 
+    def _cut_off(self) -> None:
+        """Drop what is queued, stop the writer (it may be waiting on the client) and close the socket."""
+        self._cut = True
+        self._task.cancel()
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._close(Close(POLICY_VIOLATION, "too many unread messages")))
+
     async def _run(self) -> None:
         with contextlib.suppress(Exception):
             while isinstance(item := await self._queue.get(), tuple):
                 await self.websocket.send_text(item[0])
+                self._unsent -= len(item[0])
                 if item[1] is not None:
                     item[1]()
-            await self.websocket.close(item.code, item.reason)
+            await self._close(item)
+
+    async def _close(self, close: Close) -> None:
+        with contextlib.suppress(Exception):
+            await self.websocket.close(close.code, close.reason)
 
 
 class Connection:
@@ -103,7 +123,7 @@ class Connection:
     async def run(self) -> None:
         """Serve the connection until it closes; any failure ends only this connection."""
         await self.websocket.accept()
-        self.writer = SocketWriter(self.websocket)
+        self.writer = SocketWriter(self.websocket, self.hub.settings.outbox_bytes)
         self.hub.metrics.connections.inc()
         try:
             await self._receive_forever()
@@ -165,7 +185,8 @@ class Connection:
             case protocol.Leave():
                 self.hub.leave(self._identified())
             case protocol.Challenge():
-                await self.hub.challenge(self._identified(), message)  # challenge_started follows
+                await self.hub.challenge(self._identified(), message,  # challenge_started follows
+                                         self.websocket.headers.get("authorization"))
             case _:
                 kind = getattr(message, "type", type(message).__name__)
                 raise HubError(ErrorCode.UNKNOWN_TYPE, f"the server does not take '{kind}' messages")

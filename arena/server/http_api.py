@@ -4,14 +4,14 @@ metrics."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import AfterValidator, BaseModel
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -30,14 +30,6 @@ from games import catalog
 router = APIRouter()
 MAX_ID = 2**63 - 1  # the largest id a database integer holds
 NOT_FOUND = {404: {"description": "No such episode, agent or tournament"}}
-
-
-def _utc(moment: datetime) -> datetime:
-    """A stored time as UTC (SQLite returns it without its zone)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class GameEntry(BaseModel):
@@ -76,8 +68,8 @@ class EpisodeSummary(BaseModel):
     seed: int
     status: GameStatus
     reason: str | None
-    started_at: UtcDatetime
-    ended_at: UtcDatetime | None
+    started_at: datetime
+    ended_at: datetime | None
     tags: list[str]
     seats: list[SeatInfo]
 
@@ -169,7 +161,7 @@ class RatingPoint(BaseModel):
 
     episode_id: int
     env_id: str
-    at: UtcDatetime | None
+    at: datetime | None
     mu_before: float
     sigma_before: float
     mu: float

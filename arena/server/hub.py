@@ -16,6 +16,7 @@ from arena.engine import Event, Game, GameOver, Message, MessagesDelivered, Outc
 from arena.play import Arena
 from arena.ratings import RatingChange
 from arena.runner import Match, MatchListener, MatchResult, Seat
+from arena.server.auth import admin_refusal
 from arena.server.matchmaking import Pairing, Ticket, WaitingChallenge, find_matches, start_challenges
 from arena.server.metrics import ServerMetrics
 from arena.server.players import HouseOutbox, Outbox, Player, RemoteSeat
@@ -91,6 +92,7 @@ class Hub:
         self._finished: set[int] = set()
         self._wake_pending = False
         self._known_ratings: dict[int, dict[str, tuple[float, float]]] = {}  # agent id -> env -> (mu, sigma)
+        self._games_held: dict[int, int] = {}  # agent id -> games it sits in or challenged, running or being stored
         self.metrics = ServerMetrics()
         self.metrics.live_games.set_function(lambda: len(self.live))
 
@@ -168,6 +170,7 @@ class Hub:
         infos = [await self.game_info(env_id) for env_id in envs]
         known = await self._ratings(player.agent_id)
         ratings = {env_id: known[env_id] for env_id in [*envs, OVERALL] if env_id in known}
+        self._check_game_limit(player)
         self.leave(player)
         self._connected(player)
         ticket = Ticket(player, envs, {i.env_id: _seats_needed(i) for i in infos},
@@ -177,8 +180,9 @@ class Hub:
         self.wake()
         return protocol.Queued(envs=envs, position=min(self._waiting[e] for e in envs), waited=0.0)
 
-    async def challenge(self, player: Player, request: protocol.Challenge) -> None:
-        """Check a challenge and keep it until its agents are free; `challenge_started` follows."""
+    async def challenge(self, player: Player, request: protocol.Challenge, authorization: str | None) -> None:
+        """Check a challenge and keep it until its agents are free; `challenge_started` follows. `authorization`:
+        the connection's Authorization header, which a tournament's game needs off loopback."""
         if not self.accepting:
             raise HubError(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
         seats = request.seats
@@ -197,7 +201,9 @@ class Hub:
         if missing:
             raise HubError(ErrorCode.AGENT_NOT_CONNECTED, f"not connected to this server: {', '.join(missing)}")
         if request.tournament_game_id is not None:
-            await self._check_scheduled(request)
+            await self._check_scheduled(request, authorization)
+        else:  # a scheduled tournament game is the operator's: it does not count against the organizer
+            self._check_game_limit(player)
         self.challenges.append(WaitingChallenge(player, request, [name for name in seats if name not in house]))
         self.wake()
 
@@ -360,7 +366,9 @@ class Hub:
         tags = ["challenge", *request.tags] if request else ["server"]
         match = Match(pairing.env_id, seed, [seat for seat, _, _ in entries], move_timeout=self.settings.move_timeout,
                       tags=tags, tournament_game_id=request.tournament_game_id if request else None)
-        return self.run_game(live, match)
+        task = self.run_game(live, match)
+        self._hold(live, task)
+        return task
 
     def run_game(self, live: LiveGame, match: Match) -> asyncio.Task:
         """Play `match` as the server game `live`: stored, announced, rated, and aborted by a shutdown."""
@@ -406,8 +414,10 @@ class Hub:
         scoped = {c.agent_id: c for c in changes if c.env_id == live.env_id}
         for seat_index, player in live.seated().items():
             change = scoped.get(player.agent_id)
-            player.send(base.model_copy(update={"seat": seat_index, "reward": outcome.rewards.get(seat_index),
-                                                **(_rating_fields(change) if change else {})}))
+            player.send(base.model_copy(update={
+                "seat": seat_index, "reward": outcome.rewards.get(seat_index),
+                "result": episodes.result_of(outcome.rewards, seat_index) if outcome.rewards else None,
+                **(_rating_fields(change) if change else {})}))
         if live.challenge is not None:
             live.challenge.challenger.send(protocol.ChallengeOver(
                 ref=live.challenge.request.ref, game_id=live.game_id, status=outcome.status, rewards=outcome.rewards,
@@ -427,6 +437,31 @@ class Hub:
             positions[id(ticket)] = min(places)
         return positions
 
+    def _check_game_limit(self, player: Player) -> None:
+        """HubError when the player's agent has `max_games_per_player` games: those it sits in or challenged,
+        running or being stored, its challenges still waiting, and its other connections' queue tickets."""
+        agent_id, limit = player.agent_id, self.settings.max_games_per_player
+        waiting = sum(1 for c in self.challenges if c.challenger.agent_id == agent_id and _charged(c))
+        queued = sum(1 for other in self.tickets if other.agent_id == agent_id and other is not player)
+        if self._games_held.get(agent_id, 0) + waiting + queued >= limit:
+            raise HubError(ErrorCode.TOO_MANY_GAMES, f"{player.name} is at the limit of games at once ({limit}: "
+                                                     "playing, waiting to start or challenged): wait until one ends")
+
+    def _hold(self, live: LiveGame, task: asyncio.Task) -> None:
+        """Count a game against the agents of its connected seats and its challenger until its task ends."""
+        agents = {remote.player.agent_id for remote in live.remote.values()}
+        if live.challenge is not None and _charged(live.challenge):
+            agents.add(live.challenge.challenger.agent_id)
+        for agent_id in agents:
+            self._games_held[agent_id] = self._games_held.get(agent_id, 0) + 1
+        task.add_done_callback(lambda _: self._release(agents))
+
+    def _release(self, agents: set[int]) -> None:
+        for agent_id in agents:
+            self._games_held[agent_id] -= 1
+            if not self._games_held[agent_id]:
+                del self._games_held[agent_id]
+
     def _connected(self, player: Player) -> Player:
         """Count the player as connected (challenges may seat it) until it disconnects."""
         self._online.add(player)
@@ -437,8 +472,12 @@ class Hub:
         warm = self._warmup is not None and self._warmup.done() and not self._warmup.exception()
         return self._playable(env_id) if warm else await asyncio.to_thread(self._playable, env_id)
 
-    async def _check_scheduled(self, request: protocol.Challenge) -> None:
-        """HubError unless the challenge plays its scheduled tournament game: the same env, seed and seats."""
+    async def _check_scheduled(self, request: protocol.Challenge, authorization: str | None) -> None:
+        """HubError unless the challenge plays its scheduled tournament game (the same env, seed and seats) and
+        the connection may: a tournament's game is an admin operation."""
+        operation = "a tournament game (`arena tournament` sends $ARENA_ADMIN_TOKEN)"
+        if (refusal := admin_refusal(self.settings, authorization, operation)) is not None:
+            raise HubError(ErrorCode.ADMIN_REQUIRED, refusal.message)
         row = await asyncio.to_thread(self.arena.read, lambda session: session.get(TournamentGameRow,
                                                                                    request.tournament_game_id))
         if row is None or (row.env_id, row.seed, list(row.seats)) != (request.env_id, request.seed, request.seats):
@@ -506,6 +545,8 @@ class _LiveListener(MatchListener):
                     live.broadcast(_event(episode_id, messages))
                 case GameOver():
                     live.over = True
+                    for remote in live.remote.values():
+                        remote.game_over()
 
 
 def _ended(live: LiveGame, reason: str) -> Outcome:
@@ -516,6 +557,11 @@ def _ended(live: LiveGame, reason: str) -> Outcome:
     if outcome is not None and outcome.status == protocol.GameStatus.ABORTED:
         return outcome
     return Outcome(status=protocol.GameStatus.ABORTED, rewards={}, reason=reason)
+
+
+def _charged(challenge: WaitingChallenge) -> bool:
+    """Whether a challenge counts against its challenger's games (a scheduled tournament game does not)."""
+    return challenge.request.tournament_game_id is None
 
 
 def _rating_fields(change: RatingChange) -> dict[str, float]:

@@ -61,8 +61,8 @@ class RemoteSeat(Agent):
     """The agent for a seat held by a connected player: `decide` sends `turn` and waits for `action`.
 
     The live game's listener keeps the seat up to date from the engine's committed events: the messages
-    delivered to this seat (`delivered`, with the indices of those only this seat got in `private`) and
-    whether the latest turn is this seat's (`moved_last`)."""
+    delivered to this seat (`delivered`, with the indices of those only this seat got in `private`; `told` of
+    them were shown in a `turn`) and whether the latest turn is this seat's (`moved_last`)."""
 
     def __init__(self, player: Player, game_id: int, seat: int, grace: float,
                  abandon: asyncio.Future[tuple[int, str]], turn_sent: Callable[[int], None]) -> None:
@@ -73,6 +73,7 @@ class RemoteSeat(Agent):
         self.answered: int | None = None  # the turn whose action the player sent last
         self.delivered: list[Message] = []
         self.private: set[int] = set()
+        self.told = 0
         self.moved_last = False
         self._answer: asyncio.Future[str] | None = None
         self._gone: asyncio.TimerHandle | None = None
@@ -87,6 +88,7 @@ class RemoteSeat(Agent):
                                                   observation=observation, deadline=context.deadline or 0.0,
                                                   moves=valid_moves(observation, context.env_id),
                                                   messages=self.shown())
+        self.told = len(self.delivered)
         self._answer = asyncio.get_running_loop().create_future()
         self.player.send(self.turn, on_sent=lambda: self.turn_sent(self.game_id))
         try:
@@ -109,6 +111,14 @@ class RemoteSeat(Agent):
         return [protocol.GameMessage.model_construct(sender=m.sender, text=m.text, kind=m.kind,
                                                      private=index in self.private)
                 for index, m in enumerate(self.delivered)]
+
+    def game_over(self) -> None:
+        """Send, as an `event`, what only this seat received since its last `turn` (its public messages went out
+        as `event`s already): the game's closing messages, which no `turn` will show now."""
+        closing = [protocol.GameMessage.model_construct(sender=m.sender, text=m.text, kind=m.kind, private=True)
+                   for index, m in enumerate(self.delivered[self.told:], self.told) if index in self.private]
+        if closing:
+            self.player.send(protocol.Event.model_construct(game_id=self.game_id, messages=closing))
 
     def answer(self, turn: int, action: str) -> protocol.ErrorCode | None:
         """Deliver an action; returns an error code when it is not the move expected now."""

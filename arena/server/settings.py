@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from arena.server.auth import Origin
+
 
 def house_llm() -> str | None:
     """The default house LLM: an endpoint if one is configured, vLLM on a GPU, else `local` if installed."""
@@ -44,5 +46,10 @@ class ServerSettings(BaseSettings):
     max_messages_per_second: int = 200
     first_message_timeout: float = 10.0  # a `/ws` connection that sends nothing this long is closed (1008)
     match_interval: float = 0.2
-    admin_token: str | None = None  # lets `GET /api/export` answer beyond loopback (Authorization: Bearer ...)
+    admin_token: str | None = None  # bound beyond loopback, admin operations need it (arena/server/auth.py)
+    allowed_origins: list[Origin] = Field(default_factory=list)  # other sites' pages that may open websockets here
     openenv_max_sessions: int = Field(default=256, ge=1)  # OpenEnv sessions at once (like its MAX_CONCURRENT_ENVS)
+    max_connections_per_ip: int = Field(default=2000, ge=1)  # open TCP connections from one address, both ports
+    header_timeout: float = Field(default=10.0, gt=0)  # seconds a connection may take to send a request's head
+    outbox_bytes: int = Field(default=4 * 2**20, ge=2**16)  # unsent text a websocket may hold before it is cut off
+    max_games_per_player: int = Field(default=8, ge=1)  # games a player sits in, challenged or waits for at once

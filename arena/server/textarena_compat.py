@@ -18,7 +18,7 @@ from typing import Any
 
 import textarena as ta
 from fastapi import APIRouter, HTTPException, Request, WebSocket
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from arena import protocol
@@ -234,7 +234,7 @@ async def matchmaking(websocket: WebSocket, model_name: str = "", model_token: s
     """Queue a registered model; answer `match_found` with the TLS game address."""
     await websocket.accept()
     hub: Hub = websocket.app.state.hub
-    writer = SocketWriter(websocket)
+    writer = SocketWriter(websocket, hub.settings.outbox_bytes)
     row = await _identify(websocket, model_token)
     if row is None or row.name != model_name:
         await _refuse(writer, "unknown model name or token: register the model first (register_model)")
@@ -283,7 +283,7 @@ async def game(websocket: WebSocket, token: str = "") -> None:
     """A matched model's game socket: observations out, actions in."""
     await websocket.accept()
     hub: Hub = websocket.app.state.hub
-    writer = SocketWriter(websocket)
+    writer = SocketWriter(websocket, hub.settings.outbox_bytes)
     row = await _identify(websocket, token)
     if row is None:
         await _refuse(writer, "unknown token: register the model and queue through matchmaking first")
@@ -322,6 +322,8 @@ def _game_command(hub: Hub, player: Player, writer: SocketWriter, game_id: int, 
             hub.act(player, protocol.Action(game_id=game_id, action=command["action"]), arrived)
         except HubError as error:
             player.send(protocol.Error(code=error.code, message=str(error)))
+        except ValidationError as error:  # too long, or not storable text (a lone surrogate)
+            writer.send(json.dumps({"command": "error", "message": f"invalid action: {error.errors()[0]['msg']}"}))
     elif kind != "pong":
         writer.send(json.dumps({"command": "error", "message": f"malformed command: {text[:200]}"}))
 

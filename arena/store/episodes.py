@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -59,14 +59,15 @@ def add_turns(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     add_turns_many(session, [(rows,)])
 
 
-def result_of(rewards: dict[int, float], seat: int) -> GameResult:
-    """'win' when the seat's reward beats every other, 'draw' when tied at the top, else 'loss'."""
-    mine = rewards[seat]
-    others = [r for s, r in rewards.items() if s != seat]
-    if not others:
+def result_of(rewards: Mapping[int, float], seat: int) -> GameResult:
+    """The one rule for a seat's label: 'draw' when every seat has the same reward, else 'win' at the top
+    reward (alone or with teammates) and 'loss' below it. A lone seat wins above 0 and loses below it."""
+    mine, values = rewards[seat], list(rewards.values())
+    if len(values) == 1:
         return GameResult.WIN if mine > 0 else GameResult.DRAW if mine == 0 else GameResult.LOSS
-    best_other = max(others)
-    return GameResult.WIN if mine > best_other else GameResult.DRAW if mine == best_other else GameResult.LOSS
+    if min(values) == max(values):
+        return GameResult.DRAW
+    return GameResult.WIN if mine == max(values) else GameResult.LOSS
 
 
 def end_episodes(session: Session, calls: Sequence[tuple]) -> list[None]:

@@ -19,7 +19,9 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 OVERALL = "*"  # the env_id of the overall rating
 
@@ -27,6 +29,23 @@ OVERALL = "*"  # the env_id of the overall rating
 def utcnow() -> datetime:
     """The current time in UTC."""
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A time stored in UTC and read back with its zone on every backend (SQLite's DATETIME keeps none)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Aware times are stored as UTC; naive ones are taken to be UTC already."""
+        return value.astimezone(UTC) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Every time read back is aware, in UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -43,7 +62,7 @@ class AgentRow(Base):
     spec: Mapped[str] = mapped_column(Text, default="")
     token_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class EpisodeRow(Base):
@@ -57,8 +76,8 @@ class EpisodeRow(Base):
     status: Mapped[str] = mapped_column(String(20), index=True, default="running")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     invalid_policy: Mapped[str] = mapped_column(String(50), default="textarena")
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     rating_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)  # rating order
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     tournament_game_id: Mapped[int | None] = mapped_column(
@@ -111,7 +130,7 @@ class RatingRow(Base):
     mu: Mapped[float] = mapped_column(Float)
     sigma: Mapped[float] = mapped_column(Float)
     games: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class RatingHistoryRow(Base):
@@ -138,8 +157,8 @@ class TournamentRow(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="running")
     runner: Mapped[str | None] = mapped_column(String(300), nullable=True)  # host:pid of the process playing it
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class TournamentGameRow(Base):

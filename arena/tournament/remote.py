@@ -57,12 +57,14 @@ async def check_online(url: str, names: list[str]) -> None:
 
 
 async def play_on_server(url: str, token: str, name: str, config: TournamentConfig, db_url: str, concurrency: int,
-                         progress: AbstractContextManager[Advance], new: bool) -> None:
+                         progress: AbstractContextManager[Advance], new: bool, admin_token: str | None) -> None:
     """Check that every agent is connected and the token signs in, store the tournament (when `new`), then play
-    its missing games as challenges, at most `concurrency` at once; `progress` gives `advance(n)`."""
+    its missing games as challenges, at most `concurrency` at once; `progress` gives `advance(n)`. `admin_token`
+    goes with the connection: a server bound beyond loopback plays a tournament's games only with it."""
     await check_online(url, config.names)
+    headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else None
     try:
-        async with connect(ws_url(url), max_size=2**22) as ws:
+        async with connect(ws_url(url), max_size=2**22, additional_headers=headers) as ws:
             await _sign_in(ws, token, config.names)
             async with Arena(db_url) as arena:
                 if new:
