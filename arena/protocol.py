@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+MAX_ROW_ID = 2**31 - 1  # the largest id an Integer column holds on every backend (PostgreSQL's int4)
+
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 PING_DATA_BYTES = 1024
@@ -172,7 +174,7 @@ class Challenge(Message):
     seed: int = Field(ge=0, lt=2**63)
     seats: list[str] = Field(min_length=1, max_length=16)
     tags: list[str] = Field(default_factory=list, max_length=16)
-    tournament_game_id: int | None = Field(default=None, ge=1, lt=2**63)
+    tournament_game_id: int | None = Field(default=None, ge=1, le=MAX_ROW_ID)
 
 
 ClientMessage = Annotated[Hello | Queue | Action | Resume | Spectate | Leave | Ping | Challenge,

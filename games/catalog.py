@@ -83,12 +83,15 @@ def registered_ids() -> list[str]:
 
 
 def cache_path() -> Path:
-    """Cache file, keyed by the textarena and Python versions."""
+    """Cache file, keyed by the probe's, textarena's and Python's versions."""
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return cache_root() / f"catalog-textarena{TEXTARENA_VERSION}-py{py}.json"
+    return cache_root() / f"catalog-v{PROBE_VERSION}-textarena{TEXTARENA_VERSION}-py{py}.json"
 
 
-TOO_SLOW = "too slow"  # a verdict of the moment: not written to the cache file, so the next process checks again
+PROBE_VERSION = 2  # raise when games/probe.py judges differently, so that old cache files are not read
+TOO_SLOW = "too slow"
+MAX_SLOW_SHARE = 0.05  # more "too slow" verdicts than this share of one check: the machine was busy, check again
+RECHECK = "recheck"  # a verdict marked so is not written to the cache file
 _MEMORY: dict[Path, dict[str, dict]] = {}  # the cache file, read once per process
 
 
@@ -103,14 +106,23 @@ def _load_cache() -> dict[str, dict]:
 
 
 def _save_cache(results: dict[str, dict]) -> None:
-    """Keep every verdict for this process; on disk, all but "too slow", which a busy machine gives any game."""
+    """Keep every verdict for this process; on disk, all but those marked for a check again."""
     path = cache_path()
     _MEMORY[path] = results
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # threads of one process save too
-    lasting = {env_id: r for env_id, r in results.items() if not (r["reason"] or "").startswith(TOO_SLOW)}
+    lasting = {env_id: r for env_id, r in results.items() if not r.get(RECHECK)}
     tmp.write_text(json.dumps(lasting, indent=1, sort_keys=True))
     tmp.replace(path)
+
+
+def _mark_busy_verdicts(found: dict[str, dict]) -> dict[str, dict]:
+    """Mark "too slow" verdicts for a check again in the next process, unless few of this check's games were slow:
+    a busy machine makes every game slow, while a game slow on its own (Sudoku-v0-hard) is slow among quick ones."""
+    slow = [env_id for env_id, r in found.items() if (r["reason"] or "").startswith(TOO_SLOW)]
+    if len(slow) > MAX_SLOW_SHARE * len(found):
+        found = {**found, **{env_id: {**found[env_id], RECHECK: True} for env_id in slow}}
+    return found
 
 
 class _Worker:
@@ -203,7 +215,7 @@ def load(env_ids: Iterable[str] | None = None) -> dict[str, GameInfo]:
     cached = _load_cache()
     missing = [i for i in ids if i not in cached]
     if missing:
-        cached = {**cached, **check_ids(missing)}
+        cached = {**cached, **_mark_busy_verdicts(check_ids(missing))}
         _save_cache(cached)
     return {i: _entry(i, cached[i]) for i in ids}
 

@@ -44,7 +44,8 @@ def _try_players(env_id: str, n: int) -> BaseException | None:
         env.get_observation()
     except Exception as error:  # noqa: BLE001 - any failure is information here
         return error
-    return None
+    seated = getattr(env.state, "num_players", n)  # some games ignore num_players and seat their own count
+    return None if seated == n else ValueError(f"asked for {n} players, the game seated {seated}")
 
 
 def probe(env_id: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from server_helpers import ServerProcess
 from sqlalchemy.orm import Session
 
 from arena.store.database import open_database
+from games import catalog
 
 # Each test session checks the catalog for itself, in a cache of its own (set before collection,
 # which already reads the catalog to parametrize the every-game test).
@@ -97,8 +98,15 @@ def session(engine):
         yield session
 
 
+@pytest.fixture(scope="session")
+def checked_catalog() -> None:
+    """The whole catalog, checked once into the session's cache before a server starts (a server with a cold
+    cache checks it itself, and answers `/api/games` only when done: a minute on a busy machine)."""
+    catalog.load()
+
+
 @pytest.fixture
-def server(db_url: str, tmp_path: Path):
+def server(db_url: str, tmp_path: Path, checked_catalog: None):
     """Start `arena serve` with the given flags on the test's database, in the test's folder; every server is
     stopped afterwards."""
     servers: list[ServerProcess] = []

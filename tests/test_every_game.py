@@ -64,3 +64,19 @@ def test_a_game_too_slow_on_a_busy_machine_is_checked_again_by_the_next_process(
     assert "too slow" in busy.stdout, busy.stdout + busy.stderr
     calm = subprocess.run(probe, env=env, capture_output=True, text=True)
     assert "playable=True" in calm.stdout, calm.stdout + calm.stderr
+
+
+def test_a_game_that_ignores_the_asked_player_count_is_listed_with_the_count_it_seats() -> None:
+    from games.probe import probe
+
+    assert probe("QuantumTicTacToe-v0")["players"] == [2]
+    assert probe("Poker-v0")["players"][:3] == [2, 3, 4]
+
+
+def test_too_slow_is_kept_for_a_game_slow_among_quick_ones_and_checked_again_when_many_were() -> None:
+    quick, slow = {"players": [2], "reason": None}, {"players": [], "reason": f"{catalog.TOO_SLOW}: past 20 s"}
+    alone = catalog._mark_busy_verdicts({**{f"Quick{i}-v0": quick for i in range(40)}, "Sudoku-v0-hard": slow})
+    assert not alone["Sudoku-v0-hard"].get(catalog.RECHECK)
+    busy = catalog._mark_busy_verdicts({**{f"Quick{i}-v0": quick for i in range(40)},
+                                        **{f"Slow{i}-v0": slow for i in range(10)}})
+    assert all(busy[f"Slow{i}-v0"][catalog.RECHECK] for i in range(10)) and not busy["Quick0-v0"].get(catalog.RECHECK)

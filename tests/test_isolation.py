@@ -21,11 +21,13 @@ from websockets.asyncio.client import connect
 
 from agents.baseline import candidate_moves
 from arena.engine import Game, Message
+from arena.watchdog import time_limit
 from games import catalog
 
 MAX_TURNS = 150
 MAX_SEATS = 6
 JUNK_MOVE = "(not a move)"  # an invalid move: the game's private 'attempted an invalid move' note to the mover
+GAME_CALL_LIMIT_S = 5.0
 SECRET_LENGTH = 20  # shorter private texts ("[0]") may be in another seat's view by coincidence
 
 
@@ -73,8 +75,9 @@ def routed(monkeypatch: pytest.MonkeyPatch) -> list[Routed]:
 
 
 def play(env_id: str, seats: int, seed: int, rng: random.Random) -> Game:
-    """A game of random listed moves, with now and then an invalid one."""
-    game = Game(env_id, seats, seed, max_turns=MAX_TURNS)
+    """A game of random listed moves, with now and then an invalid one, under the arena's guard against games
+    that loop forever (PublicGoodsGame once every seat is eliminated)."""
+    game = Game(env_id, seats, seed, max_turns=MAX_TURNS, guard=lambda: time_limit(GAME_CALL_LIMIT_S))
     game.start()
     while not game.done:
         moves = candidate_moves(game.pending.observation)

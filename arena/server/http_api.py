@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from arena.leaderboard import BoardEntry, board
 from arena.play import Arena
-from arena.protocol import GameResult, GameStatus, OnlineAgents
+from arena.protocol import MAX_ROW_ID, GameResult, GameStatus, OnlineAgents
 from arena.store import episodes
 from arena.store import ratings as rating_rows
 from arena.store import tournaments as tournament_store
@@ -28,7 +28,7 @@ from arena.tournament.run import UnknownTournament
 from games import catalog
 
 router = APIRouter()
-MAX_ID = 2**63 - 1  # the largest id a database integer holds
+MAX_OFFSET = 2**63 - 1  # the largest OFFSET a database takes
 NOT_FOUND = {404: {"description": "No such episode, agent or tournament"}}
 
 
@@ -188,7 +188,7 @@ def _history(session: Session, name: str, scope: str) -> list[RatingPoint] | Non
 
 @router.get("/api/episodes")
 def list_episodes(request: Request, env: str | None = None, agent: str | None = None, status: GameStatus | None = None,
-                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_ID)
+                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET)
                   ) -> list[EpisodeSummary]:
     """Episodes, newest first."""
     rows = partial(episodes.list_episodes, env_id=env, agent=agent, status=status, limit=limit, offset=offset)
@@ -196,7 +196,7 @@ def list_episodes(request: Request, env: str | None = None, agent: str | None = 
 
 
 @router.get("/api/episodes/{episode_id}", responses=NOT_FOUND)
-def episode(request: Request, episode_id: int = Path(ge=1, le=MAX_ID)) -> EpisodeDetail:
+def episode(request: Request, episode_id: int = Path(ge=1, le=MAX_ROW_ID)) -> EpisodeDetail:
     """One episode with its whole turn log; while it runs, what each seat saw and did (observations, prompts,
     actions) is withheld: it may hold a seat's private information (spectate for the public view)."""
     detail = _arena(request).read(partial(_detail, episode_id=episode_id))
