@@ -55,6 +55,7 @@ class Soak:
     aborted: dict[int, str] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    last: dict[int, str] = field(default_factory=dict)  # client -> the last thing it sent or received, and when
     rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, bytes)
     started: float = 0.0
     deadline: float = 0.0
@@ -63,7 +64,7 @@ class Soak:
         """Count one error and keep its first few descriptions."""
         self.errors[code] += 1
         if len(self.problems) < 20:
-            self.problems.append(text[:300])
+            self.problems.append(text[:1000])
 
 
 def rss_bytes(pid: int) -> int:
@@ -117,6 +118,7 @@ async def client(i: int, url: str, soak: Soak, connected: asyncio.Future[None]) 
 async def queue_and_play(ws: ClientConnection, i: int, soak: Soak) -> bool:
     """Queue for one game and play it; false once this client is done."""
     await ws.send(json.dumps({"type": "queue", "envs": [ENV_ID]}))
+    soak.last[i] = f"sent queue at {time.perf_counter() - soak.started:.1f} s"
     return await play_one(ws, i, soak)
 
 
@@ -139,6 +141,7 @@ async def play_one(ws: ClientConnection, i: int, soak: Soak) -> bool:
             soak.error("closed", f"soak{i}: the server closed the connection ({closed})")
             return False
         message = json.loads(raw)
+        soak.last[i] = f"received {raw[:120]} at {time.perf_counter() - soak.started:.1f} s"
         match message.get("type"):
             case "match":
                 soak.matched.add(message["game_id"])
@@ -195,7 +198,9 @@ async def soak_server(args: argparse.Namespace, port: int, pid: int, soak: Soak)
         for task in pending:
             task.cancel()
         if pending:
-            soak.error("drain", f"{len(pending)} clients still in a game {DRAIN_S:g} s after the deadline")
+            stuck = [soak.last.get(tasks.index(task), "nothing") for task in list(pending)[:3]]
+            soak.error("drain", f"{len(pending)} clients still in a game {DRAIN_S:g} s after the deadline; "
+                                f"the last each received: {stuck}")
         return time.perf_counter() - begin
     finally:
         memory.cancel()
