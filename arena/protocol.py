@@ -81,8 +81,10 @@ FATAL_CODES: frozenset[ErrorCode] = frozenset({
 })
 
 
-def _encodable(text: str) -> str:
-    """Text that UTF-8 can store: JSON may carry lone surrogates ("\\ud800") that no database takes."""
+def _storable(text: str) -> str:
+    """Text every database stores: no NUL (PostgreSQL refuses it) and no lone surrogate (UTF-8 cannot encode it)."""
+    if "\x00" in text:
+        raise ValueError("text may not contain NUL (\\x00): the database cannot store it")
     try:
         text.encode()
     except UnicodeEncodeError as error:
@@ -97,7 +99,7 @@ def _small(data: Any) -> Any:
     return data
 
 
-Text = Annotated[str, AfterValidator(_encodable)]
+Text = Annotated[str, AfterValidator(_storable)]  # every text a client sends: the server may store it
 NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](.*[^\s])?$"  # printable, no leading or trailing space
 AgentName = Annotated[Text, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]  # as a client chooses it
 GuestName = Annotated[Text, Field(min_length=1, max_length=40, pattern=NAME_PATTERN)]
@@ -124,8 +126,8 @@ class Queue(Message):
     """Ask for a game of one of `envs`, optionally against a named opponent."""
 
     type: Literal["queue"] = "queue"
-    envs: list[str] = Field(min_length=1, max_length=50)
-    opponent: str | None = None
+    envs: list[Text] = Field(min_length=1, max_length=50)
+    opponent: Text | None = None
     self_play: bool = False
 
 
@@ -134,7 +136,7 @@ class Action(Message):
 
     type: Literal["action"] = "action"
     game_id: int
-    action: str = Field(max_length=8192)
+    action: Text = Field(max_length=8192)
 
 
 class Resume(Message):
@@ -170,10 +172,10 @@ class Challenge(Message):
 
     type: Literal["challenge"] = "challenge"
     ref: int
-    env_id: str
+    env_id: Text
     seed: int = Field(ge=0, lt=2**63)
-    seats: list[str] = Field(min_length=1, max_length=16)
-    tags: list[str] = Field(default_factory=list, max_length=16)
+    seats: list[Text] = Field(min_length=1, max_length=16)
+    tags: list[Text] = Field(default_factory=list, max_length=16)
     tournament_game_id: int | None = Field(default=None, ge=1, le=MAX_ROW_ID)
 
 

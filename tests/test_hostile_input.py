@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from helpers import play_games
-from server_helpers import Client, ServerProcess
+from server_helpers import Client, ServerProcess, first_move
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -172,3 +172,29 @@ async def test_a_connection_that_never_speaks_is_closed_and_one_that_did_stays(d
         await talker.close()
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("path", ["/api/export?format=prompt-completion&env=%00s", "/api/leaderboard?env=a%00",
+                                  "/api/episodes?agent=%00", "/api/agents/a%00b/history", "/api/tournaments/a%00",
+                                  "/tournaments/a%00"])
+def test_text_with_a_nul_is_refused_not_a_server_error(server, path: str) -> None:
+    srv = server()
+    status, body = request(srv.url + path)
+    assert status == 422 and "NUL" in json.dumps(body), (status, body)  # PostgreSQL cannot hold a NUL in text
+
+
+async def test_a_move_with_a_nul_is_refused_and_the_game_goes_on(server) -> None:
+    srv = server()
+    guest = await Client.open(srv.ws, guest="ada")
+    await guest.send(type="queue", envs=["TicTacToe-v0"], opponent="ran\x00dom")
+    assert (await guest.expect("error", "queued"))["code"] == "invalid_message"
+    await guest.send(type="queue", envs=["TicTacToe-v0"], opponent="random")
+    turn = await guest.expect("turn")
+    await guest.send(type="action", game_id=turn["game_id"], action="[4]\x00")
+    error = await guest.expect("error", "turn", "game_over")
+    assert error["type"] == "error" and error["code"] == "invalid_message" and "NUL" in error["message"], error
+    await guest.send(type="action", game_id=turn["game_id"], action=first_move(turn["observation"]))
+    assert (await guest.play_first_moves())["status"] == "finished"
+    await guest.close()
+    [episode] = srv.get("/api/episodes")
+    assert episode["status"] == "finished" and "\x00" not in json.dumps(srv.get(f"/api/episodes/{episode['id']}"))

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from arena.envs.rewards import RewardMode
 from arena.export import ExportError, ExportFormat, rows
 from arena.export.writers import json_line
+from arena.protocol import Text
 from arena.server.auth import ADMIN_RESPONSES, require_admin
 
 router = APIRouter()
@@ -21,10 +22,10 @@ router = APIRouter()
 
 @router.get("/api/export", response_class=StreamingResponse, dependencies=[Depends(require_admin)], responses={
     400: {"description": "A filter names an unknown agent or env, or a bad date"}, **ADMIN_RESPONSES})
-def export(request: Request, format: ExportFormat, env: list[str] = Query(default=[]),  # noqa: A002, B008
-           agent: list[str] = Query(default=[]), since: str | None = None, until: str | None = None,  # noqa: B008
-           min_rating: float | None = None, outcome: str | None = None, reward: RewardMode = RewardMode.OUTCOME,
-           tournament: str | None = None, only_winners: bool = False) -> StreamingResponse:
+def export(request: Request, format: ExportFormat, env: list[Text] = Query(default=[]),  # noqa: A002, B008
+           agent: list[Text] = Query(default=[]), since: Text | None = None, until: Text | None = None,  # noqa: B008
+           min_rating: float | None = None, outcome: Text | None = None, reward: RewardMode = RewardMode.OUTCOME,
+           tournament: Text | None = None, only_winners: bool = False) -> StreamingResponse:
     """Training data as JSON Lines, streamed: the bytes `arena export --format FORMAT -o FILE.jsonl` writes."""
     filters = {"envs": env, "agents": agent, "since": since, "until": until, "min_rating": min_rating,
                "outcome": outcome, "tournament": tournament, "only_winners": only_winners}

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from arena.leaderboard import BoardEntry, board
 from arena.play import Arena
-from arena.protocol import MAX_ROW_ID, GameResult, GameStatus, OnlineAgents
+from arena.protocol import MAX_ROW_ID, GameResult, GameStatus, OnlineAgents, Text
 from arena.store import episodes
 from arena.store import ratings as rating_rows
 from arena.store import tournaments as tournament_store
@@ -147,7 +147,7 @@ def online(request: Request) -> OnlineAgents:
 
 
 @router.get("/api/leaderboard", responses=NOT_FOUND)
-def leaderboard(request: Request, env: str | None = None, tournament: str | None = None) -> list[BoardEntry]:
+def leaderboard(request: Request, env: Text | None = None, tournament: Text | None = None) -> list[BoardEntry]:
     """Ratings in one env, or overall, best first; within one tournament's agents and games if named.
     Bradley–Terry ratings with 95% intervals come with a tournament or enough games."""
     try:
@@ -170,7 +170,7 @@ class RatingPoint(BaseModel):
 
 
 @router.get("/api/agents/{name}/history", responses=NOT_FOUND)
-def rating_history(request: Request, name: str, env: str | None = None) -> list[RatingPoint]:
+def rating_history(request: Request, name: Text, env: Text | None = None) -> list[RatingPoint]:
     """An agent's rating after each of its rated games in one env (or overall), oldest first."""
     points = _arena(request).read(partial(_history, name=name, scope=env or OVERALL))
     if points is None:
@@ -187,9 +187,9 @@ def _history(session: Session, name: str, scope: str) -> list[RatingPoint] | Non
 
 
 @router.get("/api/episodes")
-def list_episodes(request: Request, env: str | None = None, agent: str | None = None, status: GameStatus | None = None,
-                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET)
-                  ) -> list[EpisodeSummary]:
+def list_episodes(request: Request, env: Text | None = None, agent: Text | None = None,
+                  status: GameStatus | None = None, limit: int = Query(50, ge=1, le=500),
+                  offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> list[EpisodeSummary]:
     """Episodes, newest first."""
     rows = partial(episodes.list_episodes, env_id=env, agent=agent, status=status, limit=limit, offset=offset)
     return _arena(request).read(lambda session: [_summary(row) for row in rows(session)])
@@ -240,7 +240,7 @@ def tournaments(request: Request) -> list[TournamentEntry]:
 
 
 @router.get("/api/tournaments/{name}", responses=NOT_FOUND)
-def tournament(request: Request, name: str) -> TournamentReport:
+def tournament(request: Request, name: Text) -> TournamentReport:
     """A tournament's report: the same numbers as `arena tournament report NAME --json`."""
     try:
         return _arena(request).read(partial(build_report, name=name))
@@ -249,7 +249,7 @@ def tournament(request: Request, name: str) -> TournamentReport:
 
 
 @router.get("/tournaments/{name}", response_class=HTMLResponse, responses=NOT_FOUND)
-def tournament_page(request: Request, name: str) -> HTMLResponse:
+def tournament_page(request: Request, name: Text) -> HTMLResponse:
     """A tournament's report as the self-contained HTML page `--html` writes."""
     return HTMLResponse(render_html(tournament(request, name)))
 

@@ -83,14 +83,14 @@ class Frame(BaseModel):
 class ResetOptions(Frame):
     """`reset` data (`env.reset(**options)`): every field is optional."""
 
-    env_id: str | None = Field(default=None, min_length=1, max_length=200)  # default: the one in the URL
+    env_id: protocol.Text | None = Field(default=None, min_length=1, max_length=200)  # default: the one in the URL
     seed: int | None = Field(default=None, ge=0, lt=2**63)  # default: random
     seat: int | None = Field(default=None, ge=0)  # default: drawn from the seed
     num_players: int | None = Field(default=None, ge=1, le=16)  # default: 2 where the game allows it
-    opponent: str | None = Field(default=None, min_length=1, max_length=200)  # an agent spec; every other seat
+    opponent: protocol.Text | None = Field(default=None, min_length=1, max_length=200)  # every other seat's agent spec
     agent: str = Field(default=DEFAULT_AGENT, pattern=r"^[A-Za-z0-9_.@:-]{1,100}$")  # the seat's agent name
-    token: str | None = Field(default=None, min_length=1, max_length=200)  # play as this registered agent
-    episode_id: str | None = Field(default=None, max_length=255)  # OpenEnv's own field: echoed in `state`
+    token: protocol.Text | None = Field(default=None, min_length=1, max_length=200)  # play as this registered agent
+    episode_id: protocol.Text | None = Field(default=None, max_length=255)  # OpenEnv's own field: echoed in `state`
 
     @model_validator(mode="after")
     def _one_identity(self) -> ResetOptions:
@@ -102,7 +102,7 @@ class ResetOptions(Frame):
 class StepAction(Frame):
     """`step` data: the action shape of OpenEnv's TextArena environment."""
 
-    message: str = Field(max_length=8192)
+    message: protocol.Text = Field(max_length=8192)
     metadata: dict[str, Any] = Field(default_factory=dict)  # accepted (OpenEnv's Action has it) and ignored
 
 

@@ -322,7 +322,7 @@ def _game_command(hub: Hub, player: Player, writer: SocketWriter, game_id: int, 
             hub.act(player, protocol.Action(game_id=game_id, action=command["action"]), arrived)
         except HubError as error:
             player.send(protocol.Error(code=error.code, message=str(error)))
-        except ValidationError as error:  # too long, or not storable text (a lone surrogate)
+        except ValidationError as error:  # too long, or not storable text (a NUL or a lone surrogate)
             writer.send(json.dumps({"command": "error", "message": f"invalid action: {error.errors()[0]['msg']}"}))
     elif kind != "pong":
         writer.send(json.dumps({"command": "error", "message": f"malformed command: {text[:200]}"}))
