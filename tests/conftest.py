@@ -9,6 +9,7 @@ A test whose name mentions sqlite, or marked `sqlite_only`, runs on SQLite only.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,10 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: a database-suite test that runs on SQLite only")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ["ARENA_CACHE_DIR"], ignore_errors=True)  # the session's catalog cache
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

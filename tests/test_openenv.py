@@ -148,7 +148,7 @@ async def test_bad_frames_get_error_frames_and_the_session_goes_on(srv: ServerPr
         assert len(episodes) == 1 and episodes[0]["id"] == reply["data"]["observation"]["info"]["episode_id"]
         state = await ask(json.dumps({"type": "state"}))
         assert state["type"] == "state" and state["data"]["env_id"] == "TicTacToe-v0"
-        assert await code({"type": "step", "data": {"message": "[4]\x00"}}) == "VALIDATION_ERROR"  # no database holds NUL
+        assert await code({"type": "step", "data": {"message": "[4]\x00"}}) == "VALIDATION_ERROR"  # no NUL in a move
         assert (await ask(json.dumps({"type": "step", "data": {"message": "[4]"}})))["type"] == "observation"
 
 
