@@ -160,9 +160,13 @@ def test_self_play_is_stored_but_unrated(db_url: str) -> None:
 
 def test_ctrl_c_stops_play_with_no_episode_left_running(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'arena.db'}"
-    proc = subprocess.Popen([ARENA, "play", "TicTacToe-v0", "--agents", "random,first", "--games", "1000000",
+    # a slow seat keeps games mid-play: with two instant agents all 256 games may be between moves and
+    # commits at once, and then none is in flight to abort
+    slow = "python:fixtures.slow_agents:SlowRandom?delay=0.05"
+    proc = subprocess.Popen([ARENA, "play", "TicTacToe-v0", "--agents", f"{slow},first", "--games", "1000000",
                              "--db", url], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not (tmp_path / "arena.db").exists() or count(url, EpisodeRow) < 500):
         time.sleep(0.5)
