@@ -337,9 +337,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
              "resume_grace": args.resume_grace, "house_wait": args.house_wait,
              "max_connections_per_ip": args.max_connections_per_ip, "header_timeout": args.header_timeout,
              "outbox_bytes": args.outbox_bytes, "max_games_per_player": args.max_games_per_player,
-             "house": [s.strip() for s in args.house.split(",") if s.strip()] if args.house else None,
-             "allowed_origins": [o.strip() for o in args.allowed_origins.split(",") if o.strip()]
-             if args.allowed_origins else None}
+             "house": args.house, "allowed_origins": args.allowed_origins}  # comma-separated, split by the settings
     try:
         settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as error:

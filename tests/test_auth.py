@@ -61,9 +61,9 @@ def fetch(url: str, authorization: str | None = None) -> tuple[int, dict[str, st
         return error.code, dict(error.headers), error.read()
 
 
-def arena(*args: str, admin_token: str | None = None) -> subprocess.CompletedProcess:
-    """Run the `arena` command, with ARENA_ADMIN_TOKEN in its environment only when given."""
-    env = {k: v for k, v in os.environ.items() if k != "ARENA_ADMIN_TOKEN"} | {"COLUMNS": "200"}
+def arena(*args: str, admin_token: str | None = None, **env_vars: str) -> subprocess.CompletedProcess:
+    """Run the `arena` command, with ARENA_ADMIN_TOKEN in its environment only when given, plus `env_vars`."""
+    env = {k: v for k, v in os.environ.items() if k != "ARENA_ADMIN_TOKEN"} | {"COLUMNS": "200"} | env_vars
     return subprocess.run([ARENA, *args], capture_output=True, text=True, timeout=120,
                           env=env | ({"ARENA_ADMIN_TOKEN": admin_token} if admin_token else {}))
 
@@ -179,7 +179,7 @@ async def handshake_status(url: str, origin: str | None, **options) -> int | dic
 
 
 def test_a_websocket_from_another_sites_page_is_refused(serve) -> None:
-    srv = serve(ARENA_ALLOWED_ORIGINS='["https://arena.example.org"]')
+    srv = serve(ARENA_ALLOWED_ORIGINS="https://other.example, https://arena.example.org")  # as the flag takes it
     base = f"ws://127.0.0.1:{srv.port}"
     no_verify = ssl.create_default_context()
     no_verify.check_hostname, no_verify.verify_mode = False, ssl.CERT_NONE
@@ -203,3 +203,13 @@ def test_serve_refuses_a_malformed_allowed_origin(tmp_path: Path) -> None:
     done = arena("serve", "--allowed-origins", "arena.example.org", "--db", f"sqlite:///{tmp_path / 'a.db'}")
     assert done.returncode == 2 and "not an origin (scheme://host[:port]): 'arena.example.org'" in done.stderr, \
         done.stderr
+
+
+@pytest.mark.parametrize(("name", "value", "error"), [
+    ("ARENA_ALLOWED_ORIGINS", '["https://arena.example.org"', "allowed_origins: Value error, not a JSON list"),
+    ("ARENA_ALLOWED_ORIGINS", "https://arena.example.org,arena.example.org", "not an origin"),
+    ("ARENA_HOUSE", '["random", first]', "house: Value error, not a JSON list"),
+])
+def test_serve_refuses_a_malformed_list_in_the_environment(tmp_path: Path, name: str, value: str, error: str) -> None:
+    done = arena("serve", "--db", f"sqlite:///{tmp_path / 'a.db'}", **{name: value})
+    assert done.returncode == 2 and error in done.stderr and "Traceback" not in done.stderr, done.stderr

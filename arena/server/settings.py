@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from arena.server.auth import Origin
 
@@ -39,7 +41,7 @@ class ServerSettings(BaseSettings):
     tls_cert: str | None = None
     tls_key: str | None = None
     db: str | None = None
-    house: list[str] = Field(default_factory=default_house)
+    house: Annotated[list[str], NoDecode] = Field(default_factory=default_house)
     move_timeout: float = 60.0
     resume_grace: float = 30.0
     house_wait: float = 10.0
@@ -47,9 +49,23 @@ class ServerSettings(BaseSettings):
     first_message_timeout: float = 10.0  # a `/ws` connection that sends nothing this long is closed (1008)
     match_interval: float = 0.2
     admin_token: str | None = None  # bound beyond loopback, admin operations need it (arena/server/auth.py)
-    allowed_origins: list[Origin] = Field(default_factory=list)  # other sites' pages that may open websockets here
+    # other sites' pages that may open websockets here
+    allowed_origins: Annotated[list[Origin], NoDecode] = Field(default_factory=list)
     openenv_max_sessions: int = Field(default=256, ge=1)  # OpenEnv sessions at once (like its MAX_CONCURRENT_ENVS)
     max_connections_per_ip: int = Field(default=2000, ge=1)  # open TCP connections from one address, both ports
     header_timeout: float = Field(default=10.0, gt=0)  # seconds a connection may take to send a request's head
     outbox_bytes: int = Field(default=4 * 2**20, ge=2**16)  # unsent text a websocket may hold before it is cut off
     max_games_per_player: int = Field(default=8, ge=1)  # games a player sits in, challenged or waits for at once
+
+    @field_validator("house", "allowed_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """A list from the environment: a JSON list, or comma-separated like the command-line flag."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not a JSON list ({error.msg} at character {error.pos})") from None
+        return [item.strip() for item in value.split(",") if item.strip()]
