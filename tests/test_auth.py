@@ -4,6 +4,7 @@ beyond loopback, from every client; websockets opened by another site's page are
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import ssl
@@ -111,7 +112,7 @@ def test_the_origin_check_passes_the_servers_own_pages_and_the_allowed_list(orig
         assert origin in refusal and "ARENA_ALLOWED_ORIGINS" in refusal
 
 
-def test_a_server_bound_beyond_loopback_exports_only_with_the_admin_token(serve, db_url: str) -> None:
+def test_a_server_bound_beyond_loopback_exports_and_shows_metrics_only_with_the_admin_token(serve, db_url: str) -> None:
     asyncio.run(play_games(db_url, schedule(ENV, ["random", "first"], 3, 1)))
     srv = serve("--host", "0.0.0.0", admin_token=TOKEN)
     export = f"{srv.url}/api/export?format=messages"  # 127.0.0.1: the peer is loopback, the bound host is not
@@ -122,6 +123,9 @@ def test_a_server_bound_beyond_loopback_exports_only_with_the_admin_token(serve,
     assert fetch(export + "&format=sft")[0] == 401, "refused before the query is even read"
     status, _, exported = fetch(export, f"Bearer {TOKEN}")
     assert status == 200 and exported.count(b"\n") >= 3
+    assert fetch(f"{srv.url}/metrics")[0] == 401, "the server's metrics are not for everyone either"
+    status, _, metrics = fetch(f"{srv.url}/metrics", f"Bearer {TOKEN}")
+    assert status == 200 and b"arena_games_total" in metrics
     srv.stop()
 
     local = serve()  # bound to 127.0.0.1, as by default: no token needed, as before
@@ -131,8 +135,9 @@ def test_a_server_bound_beyond_loopback_exports_only_with_the_admin_token(serve,
 
 def test_beyond_loopback_without_an_admin_token_admin_operations_are_refused_and_serve_warns(serve) -> None:
     srv = serve("--host", "0.0.0.0", "--house", "random,first")
-    for authorization in (None, f"Bearer {TOKEN}"):
-        status, _, body = fetch(f"{srv.url}/api/export?format=messages", authorization)
+    admin_paths = ("/api/export?format=messages", "/metrics")
+    for path, authorization in itertools.product(admin_paths, (None, f"Bearer {TOKEN}")):
+        status, _, body = fetch(srv.url + path, authorization)
         assert status == 403 and "ARENA_ADMIN_TOKEN" in json.loads(body)["detail"], body
 
     async def challenge() -> dict:

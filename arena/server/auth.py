@@ -1,8 +1,8 @@
 """Who may do what on the server: the admin token for admin operations, and the Origin check for websockets.
 
-One rule for admin operations (`GET /api/export`, a tournament's scheduled games): a server bound to a loopback
-address (the default, 127.0.0.1) can be reached from this machine only, and they need no token. A server bound
-to any other address (0.0.0.0, a LAN or public address, a host name) asks every client for
+One rule for admin operations (`GET /api/export`, `GET /metrics`, a tournament's scheduled games): a server
+bound to a loopback address (the default, 127.0.0.1) can be reached from this machine only, and they need no
+token. A server bound to any other address (0.0.0.0, a LAN or public address, a host name) asks every client for
 `Authorization: Bearer ADMIN_TOKEN` (`ARENA_ADMIN_TOKEN`), loopback clients included: behind a reverse proxy on
 the same machine every request comes from loopback, so the peer's address proves nothing.
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from arena.leaderboard import BoardEntry, board
 from arena.play import Arena
 from arena.protocol import MAX_ROW_ID, GameResult, GameStatus, OnlineAgents, Text
+from arena.server.auth import ADMIN_RESPONSES, require_admin
 from arena.store import episodes
 from arena.store import ratings as rating_rows
 from arena.store import tournaments as tournament_store
@@ -263,7 +264,7 @@ def live(request: Request) -> list[LiveEntry]:
             for g in hub.live.values()]
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[Depends(require_admin)], responses=ADMIN_RESPONSES)
 def metrics(request: Request) -> Response:
-    """Prometheus metrics: games, moves, connections, and the action -> next turn latency histogram."""
+    """Prometheus metrics: games, moves, connections, and the action -> next turn latency histogram (admin)."""
     return Response(request.app.state.hub.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
