@@ -86,7 +86,7 @@ def bind_warning(settings: ServerSettings) -> str | None:
     if is_loopback(settings.host) or settings.admin_token:
         return None
     return (f"listening on {settings.host}, beyond loopback, with no ARENA_ADMIN_TOKEN: admin operations (export, "
-            "tournament games) are refused; set ARENA_ADMIN_TOKEN to allow them with that token")
+            "metrics, tournament games) are refused; set ARENA_ADMIN_TOKEN to allow them with that token")
 
 
 def normal_origin(origin: str) -> str:
