@@ -342,6 +342,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as error:
         raise UsageError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
+    if settings.port == settings.tls_port:
+        raise UsageError(f"--port and --tls-port are both {settings.port}: the TLS port needs a port of its own")
     house = parse_specs(",".join(settings.house))
     for spec in house:
         build_agent(spec)

@@ -23,7 +23,7 @@ import urllib.request
 import textarena as ta
 
 from arena.play import Arena, GameSpec
-from arena.testing.fake_openai import free_port
+from arena.testing.ports import free_port
 
 TARGET_RATIO = 40.0
 

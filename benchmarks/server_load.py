@@ -31,7 +31,6 @@ import os
 import re
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
+
+from arena.testing.ports import free_port
 
 ENV_ID = "TicTacToe-v0"
 BATCH = 100
@@ -129,12 +130,6 @@ def raise_fd_limit() -> int:
     return target
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def start_process(run: Run, name: str, command: list[str]) -> subprocess.Popen:
     """Start a server with stdout and stderr going to files in the temporary folder."""
@@ -203,7 +198,8 @@ async def wait_until(ready: Callable[[], Awaitable[bool]], proc: subprocess.Pope
 async def start_arena(run: Run, port: int) -> subprocess.Popen:
     """Start `arena serve` and wait until /health answers 200."""
     arena = str(Path(sys.executable).parent / "arena")
-    command = [arena, "serve", "--port", str(port), "--db", f"sqlite:///{run.tmp / 'bench.db'}",
+    command = [arena, "serve", "--port", str(port), "--tls-port", str(free_port(besides=port)),
+               "--db", f"sqlite:///{run.tmp / 'bench.db'}",
                "--house", "random", "--house-wait", "3600", "--move-timeout", "120"]
     proc = start_process(run, "arena", command)
     await wait_until(lambda: asyncio.to_thread(health_ok, port), proc, "the arena server")

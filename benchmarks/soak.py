@@ -29,13 +29,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from server_load import BATCH, BenchError, free_port, health_ok, percentile, raise_fd_limit, stop_process, tail, verdict
+from server_load import BATCH, BenchError, health_ok, percentile, raise_fd_limit, stop_process, tail, verdict
 from sqlalchemy import func, select
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from arena.store.database import open_database
 from arena.store.models import EpisodeRow
+from arena.testing.ports import free_port
 
 ENV_ID = "TicTacToe-v0"
 TARGET_RSS_GROWTH = 0.10
@@ -176,8 +177,9 @@ async def connect_all(args: argparse.Namespace, url: str, soak: Soak) -> list[as
 
 async def start_server(args: argparse.Namespace, tmp: Path, port: int) -> subprocess.Popen:
     """`arena serve` on the database, house `random` (never matched: the clients pair with each other)."""
-    command = [str(Path(sys.executable).parent / "arena"), "serve", "--port", str(port), "--db", args.db,
-               "--house", "random", "--house-wait", "3600", "--move-timeout", "120"]
+    command = [str(Path(sys.executable).parent / "arena"), "serve", "--port", str(port),
+               "--tls-port", str(free_port(besides=port)), "--db", args.db, "--house", "random",
+               "--house-wait", "3600", "--move-timeout", "120"]
     with (tmp / "arena.out").open("wb") as out, (tmp / "arena.err").open("wb") as err:
         proc = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     while not await asyncio.to_thread(health_ok, port):

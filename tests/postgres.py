@@ -17,7 +17,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import psycopg
 from sqlalchemy.engine import URL, make_url
+
+from arena.testing.ports import free_port
 
 URL_VARIABLE = "ARENA_TEST_POSTGRES_URL"
 BIN_VARIABLE = "ARENA_PG_BIN"
@@ -54,11 +55,6 @@ def server_binaries() -> Path:
         f"no PostgreSQL server binaries (looked at ${BIN_VARIABLE}, /usr/lib/postgresql/*/bin and the PATH) "
         f"and no ${URL_VARIABLE}: 'apt-get install -y postgresql' (make test does it as root)")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostgresServer:

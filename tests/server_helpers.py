@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,26 +15,22 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from arena.testing.ports import free_ports
+
 ARENA = str(Path(sys.executable).parent / "arena")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ServerProcess:
     """`arena serve` with the given flags; `url`/`ws` point at it. `cwd`: its working directory (where it
     writes its self-signed TLS pair for a non-SQLite database); `env`: variables to add to its environment."""
 
-    def __init__(self, db_url: str, *flags: str, port: int | None = None, default_house: bool = False,
-                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, db_url: str, *flags: str, default_house: bool = False, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.port, self.tls_port = free_ports(2)  # picked together, so never the same port
         # the default house LLM would slow every test down: only `random`, unless asked for the default
         self.env = {k: v for k, v in os.environ.items() if k != "ARENA_HOUSE"} | (
             {} if default_house else {"ARENA_HOUSE": '["random"]'}) | (env or {})
-        self.tls_port = free_port()
         self.db_url, self.flags, self.cwd = db_url, flags, cwd
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}/ws"

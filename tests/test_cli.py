@@ -107,6 +107,7 @@ def test_arena_db_environment_variable_is_used(tmp_path: Path) -> None:
     (["play", "TicTacToe-v0", "--agents", "random,first", "--invalid-moves", "sometimes"],
      "textarena, forfeit or retry:N"),
     (["leaderboard", "--env", "Nope-v0"], "unknown env id 'Nope-v0'"),
+    (["serve", "--port", "8123", "--tls-port", "8123"], "--port and --tls-port are both 8123"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args: list[str], message: str, tmp_path: Path) -> None:
     db = tmp_path / "untouched.db"

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 from helpers import play_games
-from server_helpers import ARENA, free_port
+from server_helpers import ARENA
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,7 @@ from agents.specs import SpecError, build_agent, parse_spec
 from arena.play import GameSpec
 from arena.store.models import TurnRow
 from arena.testing.fake_openai import FakeLLM
+from arena.testing.ports import free_port
 
 BOARD = "[GAME] Current Board ...\nAvailable Moves: '[0]', '[4]', '[8]'"
 
