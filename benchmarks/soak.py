@@ -176,10 +176,12 @@ async def connect_all(args: argparse.Namespace, url: str, soak: Soak) -> list[as
 
 
 async def start_server(args: argparse.Namespace, tmp: Path, port: int) -> subprocess.Popen:
-    """`arena serve` on the database, house `random` (never matched: the clients pair with each other)."""
+    """`arena serve` on the database. The clients pair with each other; the match-quality bar falls to zero over
+    the house wait (20 s), so the last two clients queued pair however far apart their ratings (a one-hour
+    wait left them queued past the drain), and only a client left alone meets house `random`."""
     command = [str(Path(sys.executable).parent / "arena"), "serve", "--port", str(port),
                "--tls-port", str(free_port(besides=port)), "--db", args.db, "--house", "random",
-               "--house-wait", "3600", "--move-timeout", "120"]
+               "--house-wait", "20", "--move-timeout", "120"]
     with (tmp / "arena.out").open("wb") as out, (tmp / "arena.err").open("wb") as err:
         proc = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     while not await asyncio.to_thread(health_ok, port):
