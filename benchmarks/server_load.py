@@ -130,7 +130,6 @@ def raise_fd_limit() -> int:
     return target
 
 
-
 def start_process(run: Run, name: str, command: list[str]) -> subprocess.Popen:
     """Start a server with stdout and stderr going to files in the temporary folder."""
     with (run.tmp / f"{name}.out").open("wb") as out, (run.tmp / f"{name}.err").open("wb") as err:

@@ -56,7 +56,6 @@ def server_binaries() -> Path:
         f"and no ${URL_VARIABLE}: 'apt-get install -y postgresql' (make test does it as root)")
 
 
-
 class PostgresServer:
     """A PostgreSQL server to make test databases on: started here (`folder` set) or given by URL."""
 

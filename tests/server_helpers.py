@@ -20,7 +20,6 @@ from arena.testing.ports import free_ports
 ARENA = str(Path(sys.executable).parent / "arena")
 
 
-
 class ServerProcess:
     """`arena serve` with the given flags; `url`/`ws` point at it. `cwd`: its working directory (where it
     writes its self-signed TLS pair for a non-SQLite database); `env`: variables to add to its environment."""

@@ -60,7 +60,7 @@ class ServerSettings(BaseSettings):
     @field_validator("house", "allowed_origins", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
-        """A list from the environment: a JSON list, or comma-separated like the command-line flag."""
+        """A list given as text (its flag or its ARENA_ variable): a JSON list, or comma-separated."""
         if not isinstance(value, str):
             return value
         if value.lstrip().startswith("["):
