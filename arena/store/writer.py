@@ -18,12 +18,9 @@ import asyncio
 import inspect
 import itertools
 import logging
-import os
 import pickle
 import queue
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +30,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from arena.child_process import exit_description, spawn
 from arena.store.database import StoreError, create
 
 T = TypeVar("T")
@@ -64,13 +62,7 @@ class Writer:
         """Start the writer process for `url`. With `group_commit_s`, a batch smaller than SEND_EVERY waits
         that long for more (for a live server, whose single writes would otherwise commit one by one)."""
         self.loop = asyncio.get_running_loop()
-        mine, theirs = socket.socketpair()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # it imports what we can
-        self._process = subprocess.Popen([sys.executable, "-m", "arena.store.writer", str(theirs.fileno()), url,
-                                          str(group_commit_s)],
-                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
-        theirs.close()
-        self._conn = Connection(mine.detach())
+        self._process, self._conn = spawn("arena.store.writer", url, str(group_commit_s))
         self._ids = itertools.count()
         self._pending: dict[int, asyncio.Future] = {}
         self._outbox: list[tuple[int, Callable, tuple]] = []
@@ -131,7 +123,7 @@ class Writer:
                 for op_id, ok, value in self._conn.recv():
                     self._resolve(op_id, ok, value)
         except (EOFError, OSError):
-            self._stop(WriterStopped(f"the writer process stopped (exit code {self._process.poll()})"))
+            self._stop(WriterStopped(f"the writer process stopped ({exit_description(self._process.poll())})"))
 
     def _resolve(self, op_id: int, ok: bool, value: Any) -> None:
         future = self._pending.pop(op_id, None)
