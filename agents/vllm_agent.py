@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.base import AgentCrashed
 from agents.llm_agent import Completion, LLMAgent
 from agents.llm_options import LLMOptions, flag, parse_llm_options
 from arena.prompting import keep_tail, plain_prompt
@@ -42,10 +43,16 @@ class Loaded:
 
 @dataclass
 class SharedEngine:
-    """One async engine (loading, then loaded) and the number of started agents using it."""
+    """One async engine (loading, then loaded), its key in `_ENGINES`, and the number of started agents using it."""
 
+    key: tuple
     loading: asyncio.Future[Loaded]
     users: int = 0
+
+    @property
+    def engine(self) -> Any:
+        """The loaded engine."""
+        return self.loading.result().engine
 
 
 _ENGINES: dict[tuple, SharedEngine] = {}  # (event loop id, model, engine options) -> engine
@@ -65,33 +72,40 @@ def resolve_model(model: str | None) -> str:
     return str(ensure_converted(default_model()))
 
 
-async def acquire_engine(model: str, options: dict[str, Any]) -> tuple[tuple, Any]:
-    """(key, engine): the shared engine for (model, options), started on first use."""
+async def acquire_engine(model: str, options: dict[str, Any]) -> SharedEngine:
+    """The shared engine for (model, options), started on first use (or after the last one died)."""
     key = (id(asyncio.get_running_loop()), model, tuple(sorted(options.items())))
     shared = _ENGINES.get(key)
     if shared is None:
-        shared = _ENGINES[key] = SharedEngine(asyncio.ensure_future(asyncio.to_thread(_start_engine, model, options)))
+        shared = _ENGINES[key] = SharedEngine(key, asyncio.ensure_future(asyncio.to_thread(_start_engine, model,
+                                                                                             options)))
     shared.users += 1
     try:
-        return key, (await asyncio.shield(shared.loading)).engine
+        await asyncio.shield(shared.loading)
     except BaseException:
-        await release_engine(key)
+        await release_engine(shared)
         raise
+    return shared
 
 
-async def release_engine(key: tuple) -> None:
+async def release_engine(shared: SharedEngine) -> None:
     """One user fewer; the last one shuts the engine down."""
-    shared = _ENGINES[key]
     shared.users -= 1
     if shared.users > 0:
         return
-    del _ENGINES[key]
+    forget_engine(shared)
     if shared.loading.done() and not shared.loading.exception():
         loaded = shared.loading.result()
         loaded.engine.shutdown()
         loaded.engine = None
         await asyncio.sleep(0)  # let the engine's cancelled output task end, so that nothing holds the engine
         gc.collect()  # and collect it now: at interpreter exit its __del__ fails
+
+
+def forget_engine(shared: SharedEngine) -> None:
+    """Share `shared` no more (it is shut down, or dead): the next agent to acquire its key starts a new one."""
+    if _ENGINES.get(shared.key) is shared:
+        del _ENGINES[shared.key]
 
 
 def engine_arguments(model: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -109,13 +123,22 @@ def _start_engine(model: str, options: dict[str, Any]) -> Loaded:
 
 
 class VLLMAgent(LLMAgent):
-    """Generates with a shared in-process vLLM engine; requests from all games run concurrently."""
+    """Generates with a shared in-process vLLM engine; requests from all games run concurrently.
+
+    vLLM runs the model in an engine core process of its own. If that process dies, the requests waiting on it
+    raise `AgentCrashed` (their games are aborted) and the agent's next move starts a new engine."""
 
     def __init__(self, name: str, model: str | None, options: LLMOptions) -> None:
         super().__init__(name, options, {"max_tokens": 32, "temperature": 0.7})
         self.model, self.engine_options = model, dict(options.own)
         self.model_name = model or DEFAULT_MODEL_NAME
-        self._engine: Any = None
+        self._shared: SharedEngine | None = None
+        self._acquiring = asyncio.Lock()
+
+    @property
+    def _engine(self) -> Any:
+        """The engine in use (None before start, after close, and between a crash and the next move)."""
+        return self._shared.engine if self._shared is not None else None
 
     async def start(self) -> None:
         """Import vLLM, resolve the model and load the engine; every failure here is clear and early."""
@@ -130,7 +153,7 @@ class VLLMAgent(LLMAgent):
             self.engine_options.setdefault("seed", self.sampling.pop("seed"))
         self.engine_model = model = await asyncio.to_thread(resolve_model, self.model)
         try:
-            self._key, self._engine = await acquire_engine(model, self.engine_options)
+            self._shared = await acquire_engine(model, self.engine_options)
         except Exception as error:  # vLLM raises many types; the user needs the message, at start-up
             raise RuntimeError(f"vLLM could not load '{model}': {type(error).__name__}: {error}") from error
         self.tokenizer = self._tokenizer = self._engine.get_tokenizer()
@@ -140,9 +163,18 @@ class VLLMAgent(LLMAgent):
 
     async def close(self) -> None:
         """Stop using the engine (the last agent using it shuts it down)."""
-        if self._engine is not None:
-            self._engine = None
-            await release_engine(self._key)
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await release_engine(shared)
+
+    async def _running_engine(self) -> SharedEngine:
+        """The engine to generate with: the one in use, or a new one after the last died."""
+        async with self._acquiring:
+            if self._shared is not None and self._shared.engine.errored:  # died while this agent was idle
+                await self._drop(self._shared)
+            if self._shared is None:
+                self._shared = await acquire_engine(self.engine_model, self.engine_options)
+            return self._shared
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         """One generation request; vLLM batches it with every other game's request in flight."""
@@ -157,10 +189,24 @@ class VLLMAgent(LLMAgent):
         sampling = self.sampling_for(choices)
         tokens = prompt_ids if prompt_ids is not None else self.prompt_tokens(messages, sampling["max_tokens"])
         final, request = None, f"arena-{next(_REQUEST_IDS)}"
-        async for output in self._engine.generate(TokensPrompt(prompt_token_ids=tokens),
-                                                  sampling_params(sampling, choices), request_id=request):
-            final = output
+        shared = await self._running_engine()
+        try:
+            async for output in shared.engine.generate(TokensPrompt(prompt_token_ids=tokens),
+                                                       sampling_params(sampling, choices), request_id=request):
+                final = output
+        except Exception as error:
+            if not shared.engine.errored:
+                raise
+            await self._drop(shared)
+            raise AgentCrashed(f"the vLLM engine process died ({type(error).__name__})") from error
         return completion_of(final.outputs[0], len(tokens), choices)
+
+    async def _drop(self, shared: SharedEngine) -> None:
+        """Stop using a dead engine; the next move starts a new one."""
+        forget_engine(shared)
+        if self._shared is shared:
+            self._shared = None
+            await release_engine(shared)
 
     def prompt_tokens(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> list[int]:
         """The token ids sent for `messages`: chat template or plain text, cut to leave room in the model length

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -46,6 +47,9 @@ from arena.tournament.remote import TournamentServerError, play_on_server
 from arena.tournament.report import TournamentReport, build_report, build_summary
 from arena.tournament.run import TournamentBusy, TournamentIncomplete, UnknownTournament, check_runner
 from games import catalog
+
+if TYPE_CHECKING:
+    from arena.server.settings import ServerSettings
 
 console = Console()
 
@@ -330,6 +334,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Validate the settings and house agents, then run the server until SIGTERM/SIGINT."""
     from arena.server.app import serve
     from arena.server.auth import bind_warning
+
+    settings = serve_settings(args)
+    open_database(settings.db).dispose()
+    console.print(f"Arena server: open http://{settings.host}:{settings.port}/ "
+                  f"(websocket ws://{settings.host}:{settings.port}/ws, API docs /docs; "
+                  f"TextArena clients: http://{settings.host}:{settings.port}/textarena, "
+                  f"game sockets on TLS port {settings.tls_port}); "
+                  f"house agents: {', '.join(spec.name for spec in parse_specs(','.join(settings.house)))}")
+    if warning := bind_warning(settings):
+        console.print(f"warning: {warning}")
+    serve(settings)
+    return 0
+
+
+def serve_settings(args: argparse.Namespace) -> ServerSettings:
+    """`arena serve`'s flags, then ARENA_* variables, then defaults, as checked server settings."""
     from arena.server.settings import ServerSettings
 
     flags = {"host": args.host, "port": args.port, "tls_port": args.tls_port, "tls_cert": args.tls_cert,
@@ -344,21 +364,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
     if settings.port == settings.tls_port:
         raise UsageError(f"--port and --tls-port are both {settings.port}: the TLS port needs a port of its own")
-    house = parse_specs(",".join(settings.house))
-    for spec in house:
+    for spec in parse_specs(",".join(settings.house)):
         build_agent(spec)
-    open_database(settings.db).dispose()
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
-    console.print(f"Arena server: open http://{settings.host}:{settings.port}/ "
-                  f"(websocket ws://{settings.host}:{settings.port}/ws, API docs /docs; "
-                  f"TextArena clients: http://{settings.host}:{settings.port}/textarena, "
-                  f"game sockets on TLS port {settings.tls_port}); "
-                  f"house agents: {', '.join(spec.name for spec in house)}")
-    if warning := bind_warning(settings):
-        console.print(f"warning: {warning}")
-    serve(settings)
-    return 0
+    return settings
 
 
 def cmd_connect(args: argparse.Namespace) -> int:

@@ -1,9 +1,12 @@
-"""Shared fixtures: a private catalog cache, throwaway databases, and `arena serve` processes.
+"""Shared fixtures: a private catalog cache, throwaway databases, and servers.
 
 The database suites (`DATABASE_SUITES`) run every test that uses `db_url` (or `engine`, `session`,
 `server`) twice, `test_x[sqlite]` and `test_x[postgresql]`; other files get SQLite only. PostgreSQL
-starts lazily, once per session, the first time a `[postgresql]` test runs (see tests/postgres.py).
-A test whose name mentions sqlite, or marked `sqlite_only`, runs on SQLite only.
+starts lazily, once per session (per xdist worker), the first time a `[postgresql]` test runs (see
+tests/postgres.py). A test whose name mentions sqlite, or marked `sqlite_only`, runs on SQLite only.
+
+Under pytest-xdist (`make test` runs `-n auto`), the controller makes the run's catalog cache and checks the
+catalog once before the workers start; the workers share that cache. docs/testing.md has the whole picture.
 """
 
 from __future__ import annotations
@@ -15,16 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from postgres import PostgresServer, PostgresUnavailable
-from server_helpers import ServerProcess
+from postgres import CATALOG_PREFIX, OWNER, PostgresServer, PostgresUnavailable, remove_left_behind
+from server_helpers import InProcessServer, ServerProcess, ServerUnderTest
 from sqlalchemy.orm import Session
 
 from arena.store.database import open_database
 from games import catalog
 
-# Each test session checks the catalog for itself, in a cache of its own (set before collection,
-# which already reads the catalog to parametrize the every-game test).
-os.environ["ARENA_CACHE_DIR"] = tempfile.mkdtemp(prefix="arena-catalog-")
+# Each test run checks the catalog for itself, in a cache of its own (set before collection, which already
+# reads the catalog to parametrize the every-game test). xdist workers inherit the controller's.
+if not os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["ARENA_CACHE_DIR"] = tempfile.mkdtemp(prefix=CATALOG_PREFIX)
 
 
 DATABASE_SUITES = {"test_store.py", "test_ratings.py", "test_runner.py", "test_server.py", "test_migrations.py",
@@ -37,10 +41,17 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: a database-suite test that runs on SQLite only")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    remove_left_behind()  # clusters and caches of earlier runs that were killed before they could clean up
+    Path(os.environ["ARENA_CACHE_DIR"], OWNER).write_text(str(os.getpid()))
+    if getattr(config.option, "numprocesses", None):  # xdist: check once here, before the workers collect
+        catalog.load()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(os.environ["ARENA_CACHE_DIR"], ignore_errors=True)  # the session's catalog cache
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        shutil.rmtree(os.environ["ARENA_CACHE_DIR"], ignore_errors=True)  # the run's catalog cache
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -112,12 +123,13 @@ def checked_catalog() -> None:
 
 @pytest.fixture
 def server(db_url: str, tmp_path: Path, checked_catalog: None):
-    """Start `arena serve` with the given flags on the test's database, in the test's folder; every server is
-    stopped afterwards."""
-    servers: list[ServerProcess] = []
+    """Start the server with `arena serve`'s flags on the test's database, in this process (`process=True`: as
+    `arena serve` in a subprocess); every server is stopped afterwards."""
+    servers: list[ServerUnderTest] = []
 
-    def start(*flags: str) -> ServerProcess:
-        servers.append(ServerProcess(db_url, *flags, cwd=tmp_path).start())
+    def start(*flags: str, process: bool = False, **options) -> ServerUnderTest:
+        kind = ServerProcess if process else InProcessServer
+        servers.append(kind(db_url, *flags, cwd=tmp_path, **options).start())
         return servers[-1]
 
     yield start

@@ -6,6 +6,9 @@ starts a private cluster (`initdb` + `pg_ctl`, as the `postgres` user when runni
 The binaries come from `ARENA_PG_BIN` (the folder holding `initdb`, which `make test` passes), else
 the newest `/usr/lib/postgresql/*/bin`, else `initdb` on the PATH. Without them, `find()` raises
 `PostgresUnavailable`: the tests skip, except under CI (`CI` set), where that is an error.
+
+Each cluster's folder names the process that made it (`owner`); `remove_left_behind()` stops and deletes the
+clusters (and catalog caches) of test processes that died without cleaning up (killed, or crashed).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -33,6 +37,9 @@ URL_VARIABLE = "ARENA_TEST_POSTGRES_URL"
 BIN_VARIABLE = "ARENA_PG_BIN"
 # durability is pointless for a cluster deleted at the end of the run: these make it much faster
 FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+CLUSTER_PREFIX = "arena-pg-"
+CATALOG_PREFIX = "arena-catalog-"
+OWNER = "owner"  # file in a run's temporary folder: the id of the test process that made it
 
 
 class PostgresUnavailable(Exception):
@@ -80,7 +87,8 @@ class PostgresServer:
         """initdb and start a cluster in a new temporary folder; raises (and cleans up) on failure."""
         binaries = server_binaries()
         as_user: list[str] = []
-        folder = Path(tempfile.mkdtemp(prefix="arena-pg-"))
+        folder = Path(tempfile.mkdtemp(prefix=CLUSTER_PREFIX))
+        (folder / OWNER).write_text(str(os.getpid()))
         if os.geteuid() == 0:  # initdb and pg_ctl refuse root: run them as `postgres`, in a folder it owns
             try:
                 user = pwd.getpwnam("postgres")
@@ -145,6 +153,45 @@ class PostgresServer:
         finally:
             with self._admin() as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def remove_left_behind() -> list[Path]:
+    """Stop and delete the clusters, and delete the catalog caches, that test processes now dead made; returns
+    the folders removed."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{CLUSTER_PREFIX}*"):
+        if not _owner_alive(folder):
+            _stop_cluster(folder)
+            removed.append(folder)
+    for folder in Path(tempfile.gettempdir()).glob(f"{CATALOG_PREFIX}*"):
+        if not _owner_alive(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _owner_alive(folder: Path) -> bool:
+    """Whether the process named in the folder's owner file runs (a folder without one is a minute to be made)."""
+    try:
+        pid = int((folder / OWNER).read_text())
+    except (OSError, ValueError):
+        return time.time() - folder.stat().st_mtime < 60
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_cluster(folder: Path) -> None:
+    """Stop the cluster in `folder` (immediately) if one runs there, then delete the folder."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pid = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+        if b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes():  # not a process that took a freed id
+            os.kill(pid, signal.SIGKILL)  # the postmaster; its children see it die and follow it out
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(command: list[str]) -> None:

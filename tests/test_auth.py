@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 from helpers import play_games
-from server_helpers import ARENA, Client, ServerProcess
+from server_helpers import ARENA, Client, InProcessServer, ServerProcess, ServerUnderTest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
@@ -38,13 +38,15 @@ TOURNAMENT_CHALLENGE = {"type": "challenge", "ref": 0, "env_id": ENV, "seed": 1,
 
 
 @pytest.fixture
-def serve(db_url: str, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start `arena serve` with flags, an ARENA_ADMIN_TOKEN ('' for none) and more variables; stopped afterwards."""
-    servers: list[ServerProcess] = []
+def serve(db_url: str, tmp_path: Path) -> Iterator[Callable[..., ServerUnderTest]]:
+    """Start the server with flags, an ARENA_ADMIN_TOKEN ('' for none) and more variables (`process=True`: as
+    `arena serve` in a subprocess); stopped afterwards."""
+    servers: list[ServerUnderTest] = []
 
-    def start(*flags: str, admin_token: str = "", **env: str) -> ServerProcess:
+    def start(*flags: str, admin_token: str = "", process: bool = False, **env: str) -> ServerUnderTest:
         env |= {"ARENA_ADMIN_TOKEN": admin_token, "COLUMNS": "500"}
-        servers.append(ServerProcess(db_url, *flags, cwd=tmp_path, env=env).start())
+        kind = ServerProcess if process else InProcessServer
+        servers.append(kind(db_url, *flags, cwd=tmp_path, env=env).start())
         return servers[-1]
 
     yield start
@@ -72,7 +74,7 @@ def arena(*args: str, admin_token: str | None = None, **env_vars: str) -> subpro
 def server_output(srv: ServerProcess) -> str:
     """What `arena serve` printed, once stopped, with its line wrapping undone."""
     srv.stop()
-    return " ".join(srv.process.stdout.read().split())
+    return " ".join(srv.output().split())
 
 
 @pytest.mark.parametrize(("host", "configured", "header", "status"), [
@@ -134,7 +136,7 @@ def test_a_server_bound_beyond_loopback_exports_and_shows_metrics_only_with_the_
 
 
 def test_beyond_loopback_without_an_admin_token_admin_operations_are_refused_and_serve_warns(serve) -> None:
-    srv = serve("--host", "0.0.0.0", "--house", "random,first")
+    srv = serve("--host", "0.0.0.0", "--house", "random,first", process=True)  # what `arena serve` prints
     admin_paths = ("/api/export?format=messages", "/metrics")
     for path, authorization in itertools.product(admin_paths, (None, f"Bearer {TOKEN}")):
         status, _, body = fetch(srv.url + path, authorization)

@@ -9,7 +9,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from server_helpers import ARENA, Client, ServerProcess, first_move
+from server_helpers import ARENA, Client, ServerProcess, ServerUnderTest, first_move
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, selectinload
 from websockets.asyncio.client import connect
@@ -86,13 +85,7 @@ class Heard:
                 if any(m["status"] == GameStatus.FINISHED for m in messages)}
 
 
-def drained(srv: ServerProcess) -> ServerProcess:
-    """Read the server's log as it comes (hundreds of connections' lines would fill the pipe and stall it)."""
-    threading.Thread(target=srv.process.stdout.read, daemon=True).start()
-    return srv
-
-
-async def open_guests(srv: ServerProcess, prefix: str, count: int) -> list[Client]:
+async def open_guests(srv: ServerUnderTest, prefix: str, count: int) -> list[Client]:
     """`count` guests, connected and identified at once."""
 
     async def guest(index: int) -> Client:
@@ -220,7 +213,7 @@ def check_the_log(db_url: str, heard: Heard) -> int:
     return sum(row.status == GameStatus.ABORTED for row in episodes.values())
 
 
-async def new_game_finishes(srv: ServerProcess) -> None:
+async def new_game_finishes(srv: ServerUnderTest) -> None:
     """Two new guests play a game to its end on the restarted server."""
     guests = await open_guests(srv, "after", 2)
     for guest in guests:
@@ -242,8 +235,8 @@ def rebuilt_ratings_equal_stored(db_url: str) -> str:
 @pytest.mark.parametrize("kill_writer", [True, False], ids=["with-its-writer", "alone"])
 async def test_a_server_killed_during_200_games_restarts_with_every_told_result_stored(
         server, db_url: str, kill_writer: bool) -> None:
-    heard = await play_until_killed(drained(server(*FLAGS)), kill_writer)
-    restarted = drained(server(*FLAGS))
+    heard = await play_until_killed(server(*FLAGS, process=True), kill_writer)  # killed with SIGKILL
+    restarted = server(*FLAGS)
     aborted = check_the_log(db_url, heard)
     assert aborted >= GAMES // 2, "the kill caught the games mid-play"
     await new_game_finishes(restarted)

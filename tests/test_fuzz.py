@@ -21,7 +21,7 @@ import schemathesis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from server_helpers import Client, ServerProcess, first_move
+from server_helpers import Client, ServerUnderTest, first_move
 from test_hostile_input import registration, request
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -140,7 +140,7 @@ async def native_exchange(client: Client, frame: str | bytes) -> list[str]:
     return replies
 
 
-async def native_example(srv: ServerProcess, hello: bool, frames: list[str | bytes]) -> None:
+async def native_example(srv: ServerUnderTest, hello: bool, frames: list[str | bytes]) -> None:
     """One connection's frames, each answered as promised."""
     client = await Client.open(srv.ws, **({"guest": f"fuzz-{uuid.uuid4().hex[:12]}"} if hello else {}))
     identified = hello
@@ -154,7 +154,7 @@ async def native_example(srv: ServerProcess, hello: bool, frames: list[str | byt
 
 @settings(FUZZ, max_examples=150)
 @given(hello=st.booleans(), frames=st.lists(NATIVE_FRAMES, min_size=1, max_size=6))
-def fuzz_native(srv: ServerProcess, hello: bool, frames: list[str | bytes]) -> None:
+def fuzz_native(srv: ServerUnderTest, hello: bool, frames: list[str | bytes]) -> None:
     """Fuzz `/ws` one fresh connection at a time; the server answers /health after each."""
     asyncio.run(native_example(srv, hello, frames))
     assert request(srv.url + "/health")[0] == 200
@@ -188,7 +188,7 @@ def matchmaking_reply(frame: str | bytes) -> str:
     return "left" if command.get("command") == "leave" else "error"
 
 
-async def matchmaking_example(srv: ServerProcess, model: dict[str, str], frames: list[str | bytes]) -> None:
+async def matchmaking_example(srv: ServerUnderTest, model: dict[str, str], frames: list[str | bytes]) -> None:
     """One matchmaking connection's frames: each answered, and the socket closed (1000) after a bad text frame."""
     query = urllib.parse.urlencode(model)
     ws = await connect(f"{srv.ws.removesuffix('/ws')}/textarena/ws?{query}")
@@ -209,13 +209,13 @@ async def matchmaking_example(srv: ServerProcess, model: dict[str, str], frames:
 
 @settings(FUZZ, max_examples=100)
 @given(frames=st.lists(MATCHMAKING_FRAMES, min_size=1, max_size=5))
-def fuzz_matchmaking(srv: ServerProcess, model: dict[str, str], frames: list[str | bytes]) -> None:
+def fuzz_matchmaking(srv: ServerUnderTest, model: dict[str, str], frames: list[str | bytes]) -> None:
     """Fuzz the matchmaking socket one connection at a time; the server answers /health after each."""
     asyncio.run(matchmaking_example(srv, model, frames))
     assert request(srv.url + "/health")[0] == 200
 
 
-def register(srv: ServerProcess) -> dict[str, str]:
+def register(srv: ServerUnderTest) -> dict[str, str]:
     """A freshly registered model: the matchmaking socket's query."""
     body = json.loads(registration(f"fuzz-{uuid.uuid4().hex[:12]}"))
     status, answer = request(srv.url + "/textarena/register_model", json.dumps(body).encode())
@@ -252,7 +252,7 @@ def game_replies(frame: str | bytes) -> set[str]:
     return {"error"}
 
 
-async def game_socket(srv: ServerProcess) -> ClientConnection:
+async def game_socket(srv: ServerUnderTest) -> ClientConnection:
     """A game socket for a fresh model matched with the house `random` (the model may have to move first)."""
     model = register(srv)
     lobby = await connect(f"{srv.ws.removesuffix('/ws')}/textarena/ws?{urllib.parse.urlencode(model)}")
@@ -292,7 +292,7 @@ async def game_command(ws: ClientConnection) -> str | None:
     return frame["command"]
 
 
-async def game_example(srv: ServerProcess, frames: list[str | bytes]) -> None:
+async def game_example(srv: ServerUnderTest, frames: list[str | bytes]) -> None:
     """One model's game socket: each frame answered as promised, until the game ends."""
     ws = await game_socket(srv)
     for frame in frames:
@@ -308,7 +308,7 @@ async def game_example(srv: ServerProcess, frames: list[str | bytes]) -> None:
 @given(frames=st.lists(GAME_FRAMES, min_size=1, max_size=6))
 @example(frames=[dumps({"command": "action", "action": "[4]\ud800"})])  # not text a database can store
 @example(frames=[dumps({"command": "action", "action": "x" * 8193})])  # longer than an action may be
-def fuzz_game(srv: ServerProcess, frames: list[str | bytes]) -> None:
+def fuzz_game(srv: ServerUnderTest, frames: list[str | bytes]) -> None:
     """Fuzz game sockets, a fresh game for each; the server answers /health after each."""
     asyncio.run(game_example(srv, frames))
     assert request(srv.url + "/health")[0] == 200
@@ -318,7 +318,7 @@ def fuzz_game(srv: ServerProcess, frames: list[str | bytes]) -> None:
 
 
 @contextlib.contextmanager
-def games_alongside(srv: ServerProcess) -> Iterator[list[str]]:
+def games_alongside(srv: ServerUnderTest) -> Iterator[list[str]]:
     """A guest plays TicTacToe against the house `random`, game after game, on a thread of its own until the block
     ends; yields the status of each game it finished (its failure is raised at the end)."""
     stop, statuses = threading.Event(), []
@@ -331,7 +331,7 @@ def games_alongside(srv: ServerProcess) -> Iterator[list[str]]:
         playing.result(timeout=120)
 
 
-async def play_until(srv: ServerProcess, stop: threading.Event, statuses: list[str]) -> None:
+async def play_until(srv: ServerUnderTest, stop: threading.Event, statuses: list[str]) -> None:
     """Play games, at a person's pace, until `stop` is set."""
     client = Client(await connect(srv.ws, ping_interval=None))  # no keepalive: its random data would puzzle Hypothesis
     await client.send(type="hello", guest=f"bystander-{uuid.uuid4().hex[:8]}")
@@ -347,12 +347,12 @@ async def play_until(srv: ServerProcess, stop: threading.Event, statuses: list[s
 
 
 @pytest.fixture
-def srv(server) -> ServerProcess:
+def srv(server) -> ServerUnderTest:
     """A server whose house agent plays at once when asked by name, and fills a TextArena model's seat soon."""
     return server("--house-wait", "0.2", "--resume-grace", "1")
 
 
-def test_the_native_socket_answers_every_bad_frame_and_a_game_beside_it_finishes(srv: ServerProcess) -> None:
+def test_the_native_socket_answers_every_bad_frame_and_a_game_beside_it_finishes(srv: ServerUnderTest) -> None:
     with games_alongside(srv) as statuses:
         fuzz_native(srv)
     assert statuses and set(statuses) == {"finished"}, statuses
@@ -366,13 +366,13 @@ def test_the_matchmaking_socket_answers_every_bad_frame_and_a_game_beside_it_fin
     assert statuses and set(statuses) == {"finished"}, statuses
 
 
-def test_the_game_socket_answers_every_bad_frame_and_a_game_beside_it_finishes(srv: ServerProcess) -> None:
+def test_the_game_socket_answers_every_bad_frame_and_a_game_beside_it_finishes(srv: ServerUnderTest) -> None:
     with games_alongside(srv) as statuses:
         fuzz_game(srv)
     assert statuses and set(statuses) == {"finished"}, statuses
 
 
-async def test_frames_over_the_library_limit_are_closed_with_1009(srv: ServerProcess) -> None:
+async def test_frames_over_the_library_limit_are_closed_with_1009(srv: ServerUnderTest) -> None:
     lobby = f"{srv.ws.removesuffix('/ws')}/textarena/ws?{urllib.parse.urlencode(register(srv))}"
     sockets = [await connect(srv.ws), await connect(lobby), await game_socket(srv)]
     for ws in sockets:

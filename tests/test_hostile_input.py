@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from helpers import play_games
-from server_helpers import Client, ServerProcess, first_move
+from server_helpers import Client, InProcessServer, ServerUnderTest, first_move
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -61,12 +61,12 @@ def test_registration_refuses_reserved_and_malformed_names(server, name: str, em
 
 
 async def test_a_stored_name_that_clashes_with_a_house_agent_does_not_stop_the_server(db_url: str) -> None:
-    srv = ServerProcess(db_url, "--house", "random").start()
+    srv = InProcessServer(db_url, "--house", "random").start()
     try:
         assert request(srv.url + "/textarena/register_model", registration("first"))[0] == 200
     finally:
         srv.stop()
-    srv = ServerProcess(db_url, "--house", "random,first", "--house-wait", "60").start()
+    srv = InProcessServer(db_url, "--house", "random,first", "--house-wait", "60").start()
     try:
         assert srv.get("/api/house") == [{"name": "random"}], "the clashing house agent is left out, and said so"
         guest = await Client.open(srv.ws, guest="ada")
@@ -75,7 +75,7 @@ async def test_a_stored_name_that_clashes_with_a_house_agent_does_not_stop_the_s
         await guest.close()
     finally:
         srv.stop()
-    assert "house agent 'first' is not seated" in srv.process.stdout.read()
+    assert "house agent 'first' is not seated" in srv.output()
 
 
 async def test_a_player_who_drops_before_its_game_starts_gets_the_resume_grace_not_the_move_timeout(server) -> None:
@@ -112,7 +112,7 @@ async def test_times_carry_their_zone_and_the_api_documents_its_errors(server, d
     assert started["format"] == "date-time"
 
 
-async def matchmaking_socket(srv: ServerProcess, name: str):
+async def matchmaking_socket(srv: ServerUnderTest, name: str):
     """A TextArena matchmaking socket for a freshly registered model `name`."""
     body = json.loads(registration(name))
     assert request(srv.url + "/textarena/register_model", json.dumps(body).encode())[0] == 200
@@ -121,7 +121,7 @@ async def matchmaking_socket(srv: ServerProcess, name: str):
 
 
 async def test_textarena_sockets_answer_binary_and_deeply_nested_frames_and_cut_off_a_flood(db_url: str) -> None:
-    srv = ServerProcess(db_url, env={"ARENA_MAX_MESSAGES_PER_SECOND": "50"}).start()
+    srv = InProcessServer(db_url, env={"ARENA_MAX_MESSAGES_PER_SECOND": "50"}).start()
     ws = await matchmaking_socket(srv, "bin-bot")
     await ws.send(b"\x00\x01binary")
     assert json.loads(await ws.recv())["message"] == "send JSON text frames, not binary"
@@ -144,7 +144,7 @@ async def test_textarena_sockets_answer_binary_and_deeply_nested_frames_and_cut_
     assert closed.value.rcvd.code == 1008 and answered <= 100, answered
     assert request(srv.url + "/health")[0] == 200
     srv.stop()
-    assert "Exception in ASGI application" not in srv.process.stdout.read()
+    assert "Exception in ASGI application" not in srv.output()
 
 
 async def test_ping_data_is_capped_so_pongs_cannot_fill_the_outbox(server) -> None:
@@ -160,7 +160,7 @@ async def test_ping_data_is_capped_so_pongs_cannot_fill_the_outbox(server) -> No
 
 
 async def test_a_connection_that_never_speaks_is_closed_and_one_that_did_stays(db_url: str) -> None:
-    srv = ServerProcess(db_url, env={"ARENA_FIRST_MESSAGE_TIMEOUT": "1"}).start()
+    srv = InProcessServer(db_url, env={"ARENA_FIRST_MESSAGE_TIMEOUT": "1"}).start()
     try:
         silent, talker = await connect(srv.ws), await Client.open(srv.ws, guest="ada")
         with pytest.raises(ConnectionClosed) as closed:

@@ -16,7 +16,7 @@ import pytest
 import textarena as ta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_helpers import Client, ServerProcess
+from server_helpers import Client, ServerUnderTest
 from websockets.asyncio.client import connect
 
 from agents.baseline import candidate_moves
@@ -170,7 +170,7 @@ class Views:
         return [m for msg in client.seen if msg["type"] in ("turn", "event") for m in msg["messages"]]
 
 
-async def play_on_server(srv: ServerProcess, env_id: str, seats: int, seed: int, rng: random.Random) -> Views:
+async def play_on_server(srv: ServerUnderTest, env_id: str, seats: int, seed: int, rng: random.Random) -> Views:
     """A challenge game of `env_id` with this seed between fresh guests playing random moves, watched by a spectator
     from its start, while a poller reads the episode from the replay API."""
     tag = uuid.uuid4().hex[:8]
@@ -203,7 +203,7 @@ async def play_random(client: Client, rng: random.Random) -> None:
         await client.send(type="action", game_id=message["game_id"], action=move)
 
 
-async def poll_replay(srv: ServerProcess, game_id: int, replays: list[dict]) -> None:
+async def poll_replay(srv: ServerUnderTest, game_id: int, replays: list[dict]) -> None:
     """Keep the replay API's answers for the episode while it runs."""
     while True:
         episode = await asyncio.to_thread(srv.get, f"/api/episodes/{game_id}")
@@ -244,7 +244,7 @@ def check_server_views(views: Views) -> int:
 
 
 @pytest.fixture
-def arena_server(server) -> ServerProcess:
+def arena_server(server) -> ServerUnderTest:
     """A server whose house agents never fill a seat here: every game is a challenge between guests."""
     return server("--house-wait", "600", "--move-timeout", "60")
 
@@ -252,7 +252,7 @@ def arena_server(server) -> ServerProcess:
 @settings(max_examples=8, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), seed=st.integers(0, 2**63 - 1), rng=st.randoms(use_true_random=False))
 def test_spectators_and_the_replay_of_a_running_game_see_only_public_messages(
-        arena_server: ServerProcess, data: st.DataObject, seed: int, rng: random.Random) -> None:
+        arena_server: ServerUnderTest, data: st.DataObject, seed: int, rng: random.Random) -> None:
     env_id = data.draw(st.sampled_from(sorted(SERVER_GAMES)), label="env_id")
     seats = data.draw(st.sampled_from(SERVER_GAMES[env_id]), label="seats")
     views = asyncio.run(play_on_server(arena_server, env_id, seats, seed, rng))

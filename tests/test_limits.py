@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_helpers import Client, ServerProcess, first_move
+from server_helpers import Client, InProcessServer, ServerProcess, ServerUnderTest, first_move
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
@@ -28,9 +28,11 @@ MIB = 2**20
 
 
 @contextlib.contextmanager
-def limited_server(db_url: str, tmp_path: Path, env: dict[str, str], *flags: str) -> Iterator[ServerProcess]:
-    """`arena serve` with `flags` and the ARENA_* variables in `env`, stopped afterwards."""
-    srv = ServerProcess(db_url, *flags, env=env, cwd=tmp_path).start()
+def limited_server(db_url: str, tmp_path: Path, env: dict[str, str], *flags: str,
+                   process: bool = False) -> Iterator[ServerUnderTest]:
+    """The server with `flags` and the ARENA_* variables in `env` (`process`: `arena serve` in a subprocess),
+    stopped afterwards."""
+    srv = (ServerProcess if process else InProcessServer)(db_url, *flags, env=env, cwd=tmp_path).start()
     try:
         yield srv
     finally:
@@ -81,7 +83,7 @@ async def flood_without_reading(port: int, pid: int, seconds: float) -> tuple[fl
 async def test_a_client_that_does_not_read_is_cut_off_and_memory_stays_bounded_while_games_go_on(
         db_url: str, tmp_path: Path) -> None:
     env = {"ARENA_OUTBOX_BYTES": str(256 * 1024), "ARENA_MAX_MESSAGES_PER_SECOND": "100000"}
-    with limited_server(db_url, tmp_path, env, "--house-wait", "60") as srv:
+    with limited_server(db_url, tmp_path, env, "--house-wait", "60", process=True) as srv:  # its memory alone
         steady = await Client.open(srv.ws, guest="steady")
         finished: list[float] = []
         games = asyncio.create_task(play_house_games(steady, finished))

@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 
 from helpers import play_games
-from server_helpers import ARENA, Client, ServerProcess
+from server_helpers import ARENA, Client, InProcessServer
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
@@ -83,7 +83,7 @@ def test_local_is_the_default_house_llm_without_a_gpu_or_endpoint(monkeypatch) -
 
 
 async def test_a_guest_plays_the_default_house_llm_on_a_server_started_with_its_defaults(db_url: str) -> None:
-    srv = ServerProcess(db_url, "--house-wait", "60", default_house=True).start()
+    srv = InProcessServer(db_url, "--house-wait", "60", default_house=True).start()
     try:
         guest = await Client.open(srv.ws)
         await guest.send(type="hello", guest="ada")

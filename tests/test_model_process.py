@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fixtures import model_calls
-from server_helpers import Client, ServerProcess
+from server_helpers import Client, InProcessServer, ServerProcess
 from sqlalchemy import select
 
 from agents.base import AgentCrashed
@@ -132,7 +132,7 @@ async def test_a_house_agent_whose_model_cannot_load_is_left_out_and_the_server_
         db_url: str, tmp_path: Path, checked_catalog: None) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + os.urandom(4096))  # a file llama.cpp cannot load
-    srv = ServerProcess(db_url, "--house", f"random,broken=local:{broken}", "--house-wait", "60", cwd=tmp_path)
+    srv = InProcessServer(db_url, "--house", f"random,broken=local:{broken}", "--house-wait", "60", cwd=tmp_path)
     try:
         srv.start()
         assert srv.get("/api/house") == [{"name": "random"}]
@@ -142,8 +142,8 @@ async def test_a_house_agent_whose_model_cannot_load_is_left_out_and_the_server_
         await guest.close()
     finally:
         srv.stop()
-    log = srv.process.stdout.read()
+    log = srv.output()
     [line] = [line for line in log.splitlines() if "is not seated" in line]
-    assert line == f"house agent 'broken=local:{broken}' is not seated: agent 'broken' cannot start: " \
-                   f"ValueError: Failed to load model from file: {broken}", log
+    assert line == (f"ERROR:arena.server.hub:house agent 'broken=local:{broken}' is not seated: agent 'broken' "
+                    f"cannot start: ValueError: Failed to load model from file: {broken}"), log
 

@@ -18,7 +18,7 @@ import pytest
 from openenv.core import GenericEnvClient
 from openenv.core.client_types import StepResult
 from openenv.core.env_server.types import Action
-from server_helpers import ARENA, ServerProcess
+from server_helpers import ARENA, InProcessServer, ServerUnderTest
 from websockets.asyncio.client import connect
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "openenv_client.py"
@@ -31,17 +31,17 @@ class TextArenaAction(Action):
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerUnderTest]:
     """One server for the module; each test plays under agent names of its own."""
     folder = tmp_path_factory.mktemp("openenv")
-    server = ServerProcess(f"sqlite:///{folder / 'arena.db'}", cwd=folder).start()
+    server = InProcessServer(f"sqlite:///{folder / 'arena.db'}", cwd=folder).start()
     yield server
     server.stop()
-    log = server.process.stdout.read()
+    log = server.output()
     assert "Traceback" not in log, log  # every bad frame, drop and reset was handled, none crashed a handler
 
 
-def client(srv: ServerProcess, env_id: str | None = "TicTacToe-v0") -> GenericEnvClient:
+def client(srv: ServerUnderTest, env_id: str | None = "TicTacToe-v0") -> GenericEnvClient:
     """The generic OpenEnv client, its base URL naming the game (it opens {base_url}/ws)."""
     return GenericEnvClient(base_url=f"{srv.url}/openenv" + (f"/{env_id}" if env_id else ""))
 
@@ -59,11 +59,11 @@ def wait_for(check: Callable[[], bool], timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
-def standing(srv: ServerProcess, agent: str) -> dict | None:
+def standing(srv: ServerUnderTest, agent: str) -> dict | None:
     return next((s for s in srv.get("/api/leaderboard?env=TicTacToe-v0") if s["agent"] == agent), None)
 
 
-def test_a_full_game_is_played_stored_and_rated(srv: ServerProcess) -> None:
+def test_a_full_game_is_played_stored_and_rated(srv: ServerUnderTest) -> None:
     assert standing(srv, "oe-full") is None
     with client(srv).sync() as env:
         result = env.reset(seed=11, seat=0, agent="oe-full")
@@ -95,7 +95,7 @@ def test_a_full_game_is_played_stored_and_rated(srv: ServerProcess) -> None:
     assert row is not None and row["games"] == 1 and row["mu"] != 25.0  # rated
 
 
-def test_an_invalid_move_follows_the_games_policy(srv: ServerProcess) -> None:
+def test_an_invalid_move_follows_the_games_policy(srv: ServerUnderTest) -> None:
     with client(srv).sync() as env:
         result = env.reset(seed=3, seat=1, opponent="first", agent="oe-invalid")
         assert result.observation["info"]["turn"] == 1  # the opponent moved first
@@ -112,7 +112,7 @@ def test_an_invalid_move_follows_the_games_policy(srv: ServerProcess) -> None:
     assert [t["invalid"] for t in episode["turns"] if t["seat"] == 1] == [True, True]
 
 
-async def test_bad_frames_get_error_frames_and_the_session_goes_on(srv: ServerProcess) -> None:
+async def test_bad_frames_get_error_frames_and_the_session_goes_on(srv: ServerUnderTest) -> None:
     async with connect(f"ws://127.0.0.1:{srv.port}/openenv/ws") as ws:
 
         async def ask(frame: str | bytes) -> dict:
@@ -157,7 +157,7 @@ def _with(frame: dict, **data: object) -> dict:
     return {**frame, "data": {k: v for k, v in merged.items() if v is not None}}
 
 
-def test_the_openenv_client_raises_the_error_code(srv: ServerProcess) -> None:
+def test_the_openenv_client_raises_the_error_code(srv: ServerUnderTest) -> None:
     with client(srv, env_id=None).sync() as env:
         with pytest.raises(RuntimeError, match=r"code: NO_EPISODE"):
             env.step({"message": "[4]"})
@@ -167,7 +167,7 @@ def test_the_openenv_client_raises_the_error_code(srv: ServerProcess) -> None:
         assert not result.done
 
 
-async def test_two_sessions_at_once_are_independent(srv: ServerProcess) -> None:
+async def test_two_sessions_at_once_are_independent(srv: ServerUnderTest) -> None:
     async with client(srv) as a, client(srv) as b:
         ra, rb = await asyncio.gather(a.reset(seed=1, seat=0, agent="oe-left"),
                                       b.reset(seed=2, seat=1, agent="oe-right", opponent="first"))
@@ -191,7 +191,7 @@ async def _same(result: StepResult) -> StepResult:
     return result
 
 
-def test_a_reset_mid_game_forfeits_the_game(srv: ServerProcess) -> None:
+def test_a_reset_mid_game_forfeits_the_game(srv: ServerUnderTest) -> None:
     with client(srv).sync() as env:
         first = env.reset(seed=5, seat=0, agent="oe-reset")
         env.step({"message": first_move(first)})
@@ -203,7 +203,7 @@ def test_a_reset_mid_game_forfeits_the_game(srv: ServerProcess) -> None:
     assert old["seats"][0]["reward"] == -1.0 and "reset" in old["reason"]
 
 
-async def test_a_disconnect_mid_game_forfeits_the_seat(srv: ServerProcess) -> None:
+async def test_a_disconnect_mid_game_forfeits_the_seat(srv: ServerUnderTest) -> None:
     ws = await connect(f"ws://127.0.0.1:{srv.port}/openenv/TicTacToe-v0/ws")
     await ws.send(json.dumps({"type": "reset", "data": {"seat": 0, "agent": "oe-gone"}}))
     episode_id = json.loads(await ws.recv())["data"]["observation"]["info"]["episode_id"]
@@ -214,7 +214,7 @@ async def test_a_disconnect_mid_game_forfeits_the_seat(srv: ServerProcess) -> No
     assert standing(srv, "oe-gone")["losses"] == 1  # rated like any forfeit
 
 
-def test_the_same_seed_gives_the_same_game(srv: ServerProcess) -> None:
+def test_the_same_seed_gives_the_same_game(srv: ServerUnderTest) -> None:
     """What GRPO needs: every rollout of a group starts from the same opening."""
     openings, seats = [], []
     for _ in range(2):
@@ -225,7 +225,7 @@ def test_the_same_seed_gives_the_same_game(srv: ServerProcess) -> None:
     assert seats[0] == seats[1]
 
 
-def test_a_registered_agent_plays_with_its_token(srv: ServerProcess) -> None:
+def test_a_registered_agent_plays_with_its_token(srv: ServerUnderTest) -> None:
     created = subprocess.run([ARENA, "agents", "create", "oe-token", "--db", srv.db_url], capture_output=True,
                              text=True, timeout=60, check=True)
     token = created.stdout.split()[-1]
@@ -239,7 +239,7 @@ def test_a_registered_agent_plays_with_its_token(srv: ServerProcess) -> None:
     assert standing(srv, "oe-token")["games"] == 1
 
 
-def test_the_example_script_plays_a_game(srv: ServerProcess) -> None:
+def test_the_example_script_plays_a_game(srv: ServerUnderTest) -> None:
     done = subprocess.run([sys.executable, str(EXAMPLE), srv.url, "--agent", "oe-example", "--seed", "9"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -250,7 +250,7 @@ def test_the_example_script_plays_a_game(srv: ServerProcess) -> None:
 
 
 def test_sessions_beyond_the_limit_are_refused(tmp_path: Path) -> None:
-    server = ServerProcess(f"sqlite:///{tmp_path / 'arena.db'}", cwd=tmp_path,
+    server = InProcessServer(f"sqlite:///{tmp_path / 'arena.db'}", cwd=tmp_path,
                            env={"ARENA_OPENENV_MAX_SESSIONS": "1"}).start()
     try:
         with client(server).sync() as first:

@@ -7,7 +7,6 @@ import ast
 import asyncio
 import json
 import re
-import textwrap
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
@@ -254,7 +253,7 @@ async def test_a_flood_closes_only_that_connection(server, db_url: str) -> None:
 
 
 async def test_sigterm_aborts_games_tells_players_and_a_restart_is_clean(server, db_url: str) -> None:
-    srv = server("--house-wait", "0.2")
+    srv = server("--house-wait", "0.2", process=True)  # the signal and the exit code are the point
     guest = await Client.open(srv.ws, guest="stuck")
     await guest.send(type="queue", envs=["TicTacToe-v0"])
     await guest.expect("turn", timeout=30)  # never answer: the game stays in flight
@@ -274,7 +273,7 @@ async def test_sigterm_aborts_games_tells_players_and_a_restart_is_clean(server,
 
 
 async def test_a_killed_server_leaves_running_games_aborted_on_restart(server, db_url: str) -> None:
-    srv = server("--house-wait", "0.2")
+    srv = server("--house-wait", "0.2", process=True)  # killed with SIGKILL
     guest = await Client.open(srv.ws, guest="orphan")
     await guest.send(type="queue", envs=["TicTacToe-v0"])
     await guest.expect("turn", timeout=30)
@@ -397,31 +396,16 @@ async def test_every_ack_stands_for_a_stored_turn_while_other_writes_fail(server
     await owner.close()
 
 
-FAILING_HOUSE_AGENT = textwrap.dedent("""
-    from agents.base import Agent
-
-    class Failing(Agent):
-        async def decide(self, observation, context):
-            raise RuntimeError("the house agent broke")
-""")
-
-
-async def test_a_house_agent_that_raises_forfeits_with_the_reason(db_url: str, tmp_path: Path) -> None:
-    (tmp_path / "failing_house.py").write_text(FAILING_HOUSE_AGENT)
-    srv = ServerProcess(db_url, "--house", "broken=python:failing_house:Failing", cwd=tmp_path,
-                        env={"PYTHONPATH": str(tmp_path)})
-    try:
-        srv.start()
-        guest = await Client.open(srv.ws, guest="lucky")
-        await guest.send(type="queue", envs=["TicTacToe-v0"], opponent="broken")
-        over = await guest.play_first_moves()
-        assert over["status"] == "finished" and over["reward"] == 1.0
-        assert "agent error: RuntimeError: the house agent broke" in over["reason"]
-        [row] = episodes(db_url)
-        assert (row.status, row.reason) == ("finished", over["reason"])
-        await guest.close()
-    finally:
-        srv.stop()
+async def test_a_house_agent_that_raises_forfeits_with_the_reason(server, db_url: str) -> None:
+    srv = server("--house", "broken=python:fixtures.failing_house:Failing")
+    guest = await Client.open(srv.ws, guest="lucky")
+    await guest.send(type="queue", envs=["TicTacToe-v0"], opponent="broken")
+    over = await guest.play_first_moves()
+    assert over["status"] == "finished" and over["reward"] == 1.0
+    assert "agent error: RuntimeError: the house agent broke" in over["reason"]
+    [row] = episodes(db_url)
+    assert (row.status, row.reason) == ("finished", over["reason"])
+    await guest.close()
 
 
 # --- the hub in process ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 from helpers import play_games
-from server_helpers import ARENA, Client, ServerProcess
+from server_helpers import ARENA, Client, ServerUnderTest
 from test_server import make_tokens
 
 from agents.moves import valid_moves
@@ -27,7 +27,7 @@ def status_of(url: str) -> int:
         return error.code
 
 
-async def kuhn_poker_pair(srv: ServerProcess, db_url: str) -> tuple[Client, Client]:
+async def kuhn_poker_pair(srv: ServerUnderTest, db_url: str) -> tuple[Client, Client]:
     """Two agents queued for KuhnPoker-v0, so that they meet each other."""
     alice, bob = make_tokens(db_url, "alice", "bob")
     a, b = await Client.open(srv.ws, token=alice), await Client.open(srv.ws, token=bob)

@@ -20,7 +20,7 @@ import pytest
 import requests
 import textarena as ta
 import textarena.api as api
-from server_helpers import ServerProcess
+from server_helpers import InProcessServer, ServerUnderTest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
@@ -30,10 +30,10 @@ from arena.store.models import AgentRow, EpisodeRow, RatingHistoryRow
 
 @pytest.fixture
 def arena_server(db_url: str, monkeypatch: pytest.MonkeyPatch):
-    servers: list[ServerProcess] = []
+    servers: list[ServerUnderTest] = []
 
-    def start(*flags: str) -> ServerProcess:
-        srv = ServerProcess(db_url, *flags).start()
+    def start(*flags: str) -> ServerUnderTest:
+        srv = InProcessServer(db_url, *flags).start()
         servers.append(srv)
         monkeypatch.setattr(api, "MATCHMAKING_WS_URI", f"ws://127.0.0.1:{srv.port}/textarena/ws")
         monkeypatch.setattr(api, "MATCHMAKING_HTTP_URI", f"http://127.0.0.1:{srv.port}/textarena")

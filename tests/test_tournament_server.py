@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from server_helpers import ARENA, Client, ServerProcess
+from server_helpers import ARENA, Client, ServerUnderTest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,7 @@ def create_agents(db_url: str, *names: str) -> dict[str, str]:
     return tokens
 
 
-def wait_online(srv: ServerProcess, names: set[str]) -> None:
+def wait_online(srv: ServerUnderTest, names: set[str]) -> None:
     deadline = time.monotonic() + 60
     while not names <= set(srv.get("/api/online")["connected"]):
         assert time.monotonic() < deadline, f"{names} did not connect"
@@ -48,7 +48,7 @@ def wait_online(srv: ServerProcess, names: set[str]) -> None:
 
 
 @contextmanager
-def connected(srv: ServerProcess, tokens: dict[str, str]) -> Iterator[None]:
+def connected(srv: ServerUnderTest, tokens: dict[str, str]) -> Iterator[None]:
     """An `arena connect ... --agent random --games 1000` process per agent, online before the body runs."""
     procs = [subprocess.Popen([ARENA, "connect", srv.ws, "--token", token, "--agent", "random", "--env", ENV,
                                "--games", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

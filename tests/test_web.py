@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 from browser import browser_page, require_chromium, screenshot
-from server_helpers import ARENA, ServerProcess
+from server_helpers import ARENA, InProcessServer, ServerUnderTest
 
 from agents.base import Decision, TurnContext
 from agents.baseline import RandomAgent
@@ -25,14 +25,14 @@ from playwright.async_api import Page, expect  # noqa: E402 - only once Chromium
 YOUR_MOVE = re.compile(r"Your move \(turn \d+\)")
 
 
-async def open_lobby(page: Page, srv: ServerProcess) -> None:
+async def open_lobby(page: Page, srv: ServerUnderTest) -> None:
     """Open the lobby once the server has checked its catalog, with the game list loaded."""
     srv.get("/api/games", timeout=300)
     await page.goto(srv.url)
     await expect(page.locator("#variant")).to_have_value("TicTacToe-v0")  # the default pick, once listed
 
 
-async def join(page: Page, srv: ServerProcess, name: str) -> None:
+async def join(page: Page, srv: ServerUnderTest, name: str) -> None:
     """Open the lobby and join as guest `name`."""
     await open_lobby(page, srv)
     await page.fill("#name", name)
@@ -49,7 +49,7 @@ async def challenge_house(page: Page, opponent: str = "random") -> int:
     return int(page.url.rsplit("/", 1)[1])
 
 
-async def waiting(srv: ServerProcess, count: int) -> None:
+async def waiting(srv: ServerUnderTest, count: int) -> None:
     """Wait (up to 10 s) until the server has `count` players in its queues."""
     for _ in range(100):
         if srv.get("/health")["waiting"] == count:
@@ -368,7 +368,7 @@ async def test_joining_a_stopped_server_says_so(server) -> None:
     srv = server()
     async with browser_page() as page:
         await page.goto(srv.url)
-        assert srv.terminate() == 0
+        await asyncio.to_thread(srv.stop)  # as on SIGTERM: players told, games stored aborted
         await page.fill("#name", "cal")
         await page.click("#join-button")
         await expect(page.locator("#error")).to_have_text("Could not reach the arena server; try again.")
@@ -381,7 +381,7 @@ async def test_a_game_in_progress_when_the_server_stops_says_so(server) -> None:
         await join(page, srv, "fay")
         await challenge_house(page)
         await expect(page.locator("#turn-info")).to_have_text(YOUR_MOVE)
-        assert srv.terminate() == 0
+        await asyncio.to_thread(srv.stop)  # as on SIGTERM: players told, games stored aborted
         await expect(page.locator("#error")).to_have_text(re.compile(r"^The server is shutting down"))
         await expect(page.locator("#verdict")).to_have_text("Game aborted")
         await expect(page.locator("#rating-change")).to_contain_text("it is not rated")
@@ -390,7 +390,7 @@ async def test_a_game_in_progress_when_the_server_stops_says_so(server) -> None:
 
 @pytest.mark.slow
 async def test_the_local_house_model_only_makes_legal_moves_against_a_person(db_url: str) -> None:
-    srv = ServerProcess(db_url, "--house", "local", "--house-wait", "60").start()
+    srv = InProcessServer(db_url, "--house", "local", "--house-wait", "60").start()
     try:
         async with browser_page() as page:
             await join(page, srv, "eve")
@@ -415,7 +415,7 @@ async def test_the_local_house_model_only_makes_legal_moves_against_a_person(db_
     assert len({t["episode"] for t in model_turns}) >= 3, "the turns come from several games"
 
 
-def local_turns(srv: ServerProcess) -> list[dict]:
+def local_turns(srv: ServerUnderTest) -> list[dict]:
     """Every turn the `local` house model played on this server, oldest game first."""
     episodes = sorted(srv.get("/api/episodes?agent=local&status=finished"), key=lambda e: e["id"])
     turns = []

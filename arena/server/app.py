@@ -132,14 +132,20 @@ class ArenaServer(uvicorn.Server):
 
 def serve(settings: ServerSettings) -> None:
     """Run the server until SIGINT/SIGTERM."""
+    build_server(settings).run()
+
+
+def build_server(settings: ServerSettings, log_level: str = "info") -> ArenaServer:
+    """The server for `settings`, not started: the app on uvicorn (h11 and websockets-sansio, with the arena's
+    limits), and beside it the TLS listener for TextArena clients' game sockets."""
     app = create_app(settings)
     common = {"host": settings.host, "ws_max_size": WS_MAX_BYTES, "ws_per_message_deflate": False,
-              "log_level": "info", **uvicorn_protocols(settings)}  # h11 and websockets-sansio, with limits
+              "log_level": log_level, **uvicorn_protocols(settings)}
     config = uvicorn.Config(app, port=settings.port, lifespan="on", **common)
     cert, key = tls_files(settings)
     tls = TlsServer(uvicorn.Config(app, port=settings.tls_port, lifespan="off", ssl_certfile=str(cert),
                                    ssl_keyfile=str(key), **common))
-    ArenaServer(config, app, tls).run()
+    return ArenaServer(config, app, tls)
 
 
 def tls_files(settings: ServerSettings) -> tuple[Path, Path]:
