@@ -98,16 +98,40 @@ postgresql-server:
 run: lock-check $(VENV)/.installed
 	$(VENV)/bin/arena serve
 
-test: lock-check $(VENV)/.installed $(CHROMIUM) postgresql-server
-	$(VENV)/bin/ruff check arena games agents migrations tests benchmarks examples
-	ARENA_CHROMIUM=$(CHROMIUM) ARENA_PG_BIN=$(PG_BIN) $(VENV)/bin/pytest -q
-	@if [ -n "$(VLLM_PYTHON)" ]; then $(MAKE) --no-print-directory test-vllm; \
-	elif [ -n "$$CI" ]; then echo "error: CI needs Python 3.11 for the vllm suite"; exit 2; \
-	else echo "skipped the vllm suite: no Python 3.11 (tried: $(VLLM_PYTHON_CANDIDATES))"; fi
+# `make test` times each phase and ends with a summary (tests/timings.py), also when a phase fails. The vLLM venv
+# installs (downloads, mostly) while the main suite runs; its log is printed once the main suite is done.
+ARTIFACTS = test-artifacts
+TIMINGS = $(ARTIFACTS)/timings.tsv
+SUMMARY = $(PYTHON) tests/timings.py $(TIMINGS) $(ARTIFACTS)/*-suite.xml
+timed = start=$$(date +%s.%N); $(2); status=$$?; \
+	echo "$(1)	$$(awk "BEGIN {print $$(date +%s.%N) - $$start}")" >> $(TIMINGS); \
+	if [ $$status != 0 ]; then $(SUMMARY); exit $$status; fi
+# The main suite runs on every core (pytest-xdist); the vLLM suite in one process, around one shared engine.
+MAIN_SUITE = ARENA_CHROMIUM=$(CHROMIUM) ARENA_PG_BIN=$(PG_BIN) $(VENV)/bin/pytest -q -n auto
+VLLM_SUITE = ARENA_TEST_NEEDS=vllm,trl $(VLLM_VENV)/bin/pytest -q tests/test_vllm_agent.py tests/test_rl_vllm.py \
+	tests/test_rl_trl.py
+
+test: lock-check
+	@mkdir -p $(ARTIFACTS) && rm -f $(ARTIFACTS)/*-suite.xml && : > $(TIMINGS)
+	@if [ -z "$(VLLM_PYTHON)" ] && [ -n "$$CI" ]; then echo "error: CI needs Python 3.11 for the vllm suite"; exit 2; fi
+	@$(call timed,installs,$(MAKE) --no-print-directory $(VENV)/.installed $(CHROMIUM) postgresql-server)
+	@$(call timed,ruff,$(VENV)/bin/ruff check arena games agents migrations tests benchmarks examples)
+	@if [ -n "$(VLLM_PYTHON)" ]; then \
+		$(MAKE) --no-print-directory $(VLLM_VENV)/.installed > $(ARTIFACTS)/vllm-installs.log 2>&1 & \
+		vllm_installs=$$!; trap 'wait' EXIT; \
+	fi; \
+	$(call timed,main suite,$(MAIN_SUITE) --junitxml=$(ARTIFACTS)/main-suite.xml); \
+	if [ -z "$(VLLM_PYTHON)" ]; then echo "skipped the vllm suite: no Python 3.11 (tried: $(VLLM_PYTHON_CANDIDATES))"; \
+	else \
+		$(call timed,vLLM installs (after the main suite),wait $$vllm_installs; installed=$$?; \
+			cat $(ARTIFACTS)/vllm-installs.log; [ $$installed = 0 ]); \
+		$(call timed,vLLM suite,$(VLLM_SUITE) --junitxml=$(ARTIFACTS)/vllm-suite.xml); \
+	fi
+	@$(SUMMARY)
 
 # The slow suite of what needs torch: a real vLLM engine on CPU with Gemma 3 270M, and TRL.
 test-vllm: lock-check $(VLLM_VENV)/.installed
-	$(VLLM_VENV)/bin/pytest -q tests/test_vllm_agent.py tests/test_rl_vllm.py tests/test_rl_trl.py
+	$(VLLM_SUITE)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

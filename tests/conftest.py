@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from helpers import VLLM_SPEC
 from postgres import CATALOG_PREFIX, OWNER, PostgresServer, PostgresUnavailable, remove_left_behind
 from server_helpers import InProcessServer, ServerProcess, ServerUnderTest
 from sqlalchemy.orm import Session
@@ -112,6 +114,19 @@ def session(engine):
     """A session on the migrated database."""
     with Session(engine) as session:
         yield session
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def vllm_agent():
+    """A started `vllm` agent on the default model, for the vLLM suite. Agents on the same model and engine options
+    in the same event loop share one engine, so tests that build theirs from `VLLM_SPEC`'s options and run on the
+    session's loop (`@pytest.mark.asyncio(loop_scope="session")`) use this one: the suite starts it once."""
+    from agents.specs import build_agent, parse_spec
+
+    agent = build_agent(parse_spec(VLLM_SPEC))
+    await agent.start()
+    yield agent
+    await agent.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ subprocess (`ServerProcess`, where the process itself is the point), on free por
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -12,14 +11,13 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
+from helpers import ARENA, patched_environment
 from websockets.asyncio.client import ClientConnection, connect
 
 from arena.cli import build_parser, serve_settings
@@ -27,7 +25,6 @@ from arena.server.app import ArenaServer, build_server
 from arena.server.tls import self_signed
 from arena.testing.ports import free_ports
 
-ARENA = str(Path(sys.executable).parent / "arena")
 # A server started by a test process that is then killed dies with it (util-linux's setpriv, where there is one).
 DIE_WITH_US = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
 LOGGERS = ("", "uvicorn")  # the root logger (the arena's), and uvicorn's, which does not pass records on
@@ -174,19 +171,6 @@ class LogCapture(logging.Handler):
 
     def text(self) -> str:
         return "\n".join(self.lines)
-
-
-@contextlib.contextmanager
-def patched_environment(env: dict[str, str]) -> Iterator[None]:
-    """`os.environ` replaced by `env` for the block (the settings read ARENA_* variables)."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 class Client:

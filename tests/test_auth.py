@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -16,8 +14,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers import play_games
-from server_helpers import ARENA, Client, InProcessServer, ServerProcess, ServerUnderTest
+from helpers import Ran, arena, play_games
+from server_helpers import Client, InProcessServer, ServerProcess, ServerUnderTest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
@@ -64,11 +62,9 @@ def fetch(url: str, authorization: str | None = None) -> tuple[int, dict[str, st
         return error.code, dict(error.headers), error.read()
 
 
-def arena(*args: str, admin_token: str | None = None, **env_vars: str) -> subprocess.CompletedProcess:
+def arena_with(*args: str, admin_token: str | None = None, **env_vars: str) -> Ran:
     """Run the `arena` command, with ARENA_ADMIN_TOKEN in its environment only when given, plus `env_vars`."""
-    env = {k: v for k, v in os.environ.items() if k != "ARENA_ADMIN_TOKEN"} | {"COLUMNS": "200"} | env_vars
-    return subprocess.run([ARENA, *args], capture_output=True, text=True, timeout=120,
-                          env=env | ({"ARENA_ADMIN_TOKEN": admin_token} if admin_token else {}))
+    return arena(*args, env={"ARENA_ADMIN_TOKEN": admin_token, **env_vars})
 
 
 def server_output(srv: ServerProcess) -> str:
@@ -158,13 +154,13 @@ def test_a_tournament_on_a_server_bound_beyond_loopback_plays_only_with_the_admi
     engine = open_database(db_url)
     with Session(engine) as session, session.begin():
         organizer = agent_store.create_with_token(session, "organizer")
-    run = arena("tournament", "run", "--name", "cup", "--envs", ENV, "--agents", "random,first", "--games-per-pair",
-                "2", "--server", srv.ws, "--token", organizer, "--db", db_url)
+    run = arena_with("tournament", "run", "--name", "cup", "--envs", ENV, "--agents", "random,first",
+                     "--games-per-pair", "2", "--server", srv.ws, "--token", organizer, "--db", db_url)
     assert run.returncode == 2 and "admin_required" in run.stderr and "ARENA_ADMIN_TOKEN" in run.stderr, run.stderr
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(EpisodeRow)) == 0, "no game was played"
 
-    resumed = arena("tournament", "resume", "cup", "--token", organizer, "--db", db_url, admin_token=TOKEN)
+    resumed = arena_with("tournament", "resume", "cup", "--token", organizer, "--db", db_url, admin_token=TOKEN)
     assert resumed.returncode == 0, resumed.stderr
     with Session(engine) as session:
         scheduled = session.scalar(select(func.count()).select_from(TournamentGameRow))
@@ -207,7 +203,7 @@ def test_a_websocket_from_another_sites_page_is_refused(serve) -> None:
 
 
 def test_serve_refuses_a_malformed_allowed_origin(tmp_path: Path) -> None:
-    done = arena("serve", "--allowed-origins", "arena.example.org", "--db", f"sqlite:///{tmp_path / 'a.db'}")
+    done = arena_with("serve", "--allowed-origins", "arena.example.org", "--db", f"sqlite:///{tmp_path / 'a.db'}")
     assert done.returncode == 2 and "not an origin (scheme://host[:port]): 'arena.example.org'" in done.stderr, \
         done.stderr
 
@@ -218,5 +214,5 @@ def test_serve_refuses_a_malformed_allowed_origin(tmp_path: Path) -> None:
     ("ARENA_HOUSE", '["random", first]', "house: Value error, not a JSON list"),
 ])
 def test_serve_refuses_a_malformed_list_in_the_environment(tmp_path: Path, name: str, value: str, error: str) -> None:
-    done = arena("serve", "--db", f"sqlite:///{tmp_path / 'a.db'}", **{name: value})
+    done = arena_with("serve", "--db", f"sqlite:///{tmp_path / 'a.db'}", **{name: value})
     assert done.returncode == 2 and error in done.stderr and "Traceback" not in done.stderr, done.stderr

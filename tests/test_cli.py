@@ -1,4 +1,7 @@
-"""The `arena` command as a user runs it: play, leaderboard, games, db upgrade, ratings rebuild, bad input."""
+"""The `arena` command as a user runs it: play, leaderboard, games, db upgrade, ratings rebuild, bad input.
+
+Commands run in this process through `arena.cli.main` (what the console script calls), except where the process
+is the point: one smoke test of the installed script, and Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,22 +9,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import ARENA, TESTS, arena
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from arena.store.models import EpisodeRow, TurnRow
-
-ARENA = str(Path(sys.executable).parent / "arena")
-
-
-def arena(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([ARENA, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
-                          env={**os.environ, "COLUMNS": "200"})
 
 
 def count(url: str, model) -> int:
@@ -34,7 +30,7 @@ def count(url: str, model) -> int:
 
 def test_play_stores_games_and_prints_the_table(db_url: str) -> None:
     result = arena("play", "TicTacToe-v0", "--agents", "random,first", "--games", "6", "--seed", "3",
-                   "--db", db_url)
+                   "--db", db_url, process=True)  # once, the installed console script as a user runs it
     assert result.returncode == 0, result.stderr
     assert "TicTacToe-v0: 6 games (seeds 3..8)" in result.stdout
     for column in ("agent", "wins", "draws", "losses", "invalid", "rating"):
@@ -81,20 +77,16 @@ def test_the_leaderboard_is_the_same_at_any_concurrency_and_after_a_rebuild(tmp_
 
 
 def test_default_database_is_arena_db_in_the_working_directory(tmp_path: Path) -> None:
-    env_free = {k: v for k, v in os.environ.items() if k != "ARENA_DB"}
-    result = subprocess.run([ARENA, "play", "Nim-v0", "--agents", "random,first", "--seed", "1"],
-                            capture_output=True, text=True, cwd=tmp_path, env=env_free, timeout=300)
+    result = arena("play", "Nim-v0", "--agents", "random,first", "--seed", "1", cwd=tmp_path, env={"ARENA_DB": None})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "arena.db").exists()
 
 
 def test_arena_db_environment_variable_is_used(tmp_path: Path) -> None:
     path = tmp_path / "from-env.db"
-    result = subprocess.run([ARENA, "db", "upgrade"], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "ARENA_DB": f"sqlite:///{path}"})
+    result = arena("db", "upgrade", env={"ARENA_DB": f"sqlite:///{path}"})
     assert result.returncode == 0 and "upgraded" in result.stdout
-    again = subprocess.run([ARENA, "db", "upgrade"], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "ARENA_DB": f"sqlite:///{path}"})
+    again = arena("db", "upgrade", env={"ARENA_DB": f"sqlite:///{path}"})
     assert "already at the newest schema" in again.stdout
 
 
@@ -166,7 +158,7 @@ def test_ctrl_c_stops_play_with_no_episode_left_running(tmp_path: Path) -> None:
     slow = "python:fixtures.slow_agents:SlowRandom?delay=0.05"
     proc = subprocess.Popen([ARENA, "play", "TicTacToe-v0", "--agents", f"{slow},first", "--games", "1000000",
                              "--db", url], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+                            text=True, env={**os.environ, "PYTHONPATH": str(TESTS)},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not (tmp_path / "arena.db").exists() or count(url, EpisodeRow) < 500):

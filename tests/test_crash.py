@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -17,7 +16,8 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from server_helpers import ARENA, Client, ServerProcess, ServerUnderTest, first_move
+from helpers import arena
+from server_helpers import Client, ServerProcess, ServerUnderTest, first_move
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, selectinload
 from websockets.asyncio.client import connect
@@ -226,7 +226,7 @@ async def new_game_finishes(srv: ServerUnderTest) -> None:
 
 def rebuilt_ratings_equal_stored(db_url: str) -> str:
     """`arena ratings rebuild`'s report (it exits 1 when a rebuilt rating differs from the stored one)."""
-    run = subprocess.run([ARENA, "ratings", "rebuild", "--db", db_url], capture_output=True, text=True, timeout=300)
+    run = arena("ratings", "rebuild", "--db", db_url)
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout
 

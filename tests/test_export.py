@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from typing import Any
 import datasets
 import pyarrow.parquet as pq
 import pytest
-from helpers import ScriptedAgent, play_games
+from helpers import ARENA, ScriptedAgent, arena, play_games
 from rl_helpers import CharTokenizer
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, selectinload
@@ -37,7 +35,6 @@ from arena.store.export import Selection, read_episodes
 from arena.store.models import AgentRow, EpisodeRow, RatingHistoryRow, RatingRow, SeatRow, TournamentGameRow, TurnRow
 from arena.testing.fake_openai import FakeLLM
 
-ARENA = str(Path(sys.executable).parent / "arena")
 ENV, POKER = "TicTacToe-v0", "KuhnPoker-v0"
 FORMATS = ["messages", "prompt-completion", "preference", "verl", "tokens", "episodes"]
 # seat 0's moves against `first` on seed 7: a and c win, b, d and e lose; a and d part after [0] [1] [3] [2]
@@ -497,17 +494,12 @@ def test_the_same_database_and_filters_give_byte_identical_files(played: Played,
             assert (first / f"{fmt}.{ext}").read_bytes() == (second / f"{fmt}.{ext}").read_bytes(), (fmt, ext)
     for fmt, ext in (("preference", "jsonl"), ("episodes", "parquet")):  # another process, another hash seed
         done = arena("export", "--format", fmt, "-o", str(tmp_path / f"cli.{ext}"), "--db", played.url,
-                     "--reward", "surprise", "--env", ENV)
+                     "--reward", "surprise", "--env", ENV, env={"PYTHONHASHSEED": "random"}, process=True)
         assert done.returncode == 0, done.stderr
         assert (tmp_path / f"cli.{ext}").read_bytes() == (first / f"{fmt}.{ext}").read_bytes(), fmt
 
 
 # --- the command ----------------------------------------------------------------------------------------------
-
-
-def arena(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([ARENA, *args], capture_output=True, timeout=300, text=True,
-                          env={**os.environ, "COLUMNS": "200", "PYTHONHASHSEED": "random"})
 
 
 def test_arena_export_writes_the_file_or_stdout_and_says_what_it_wrote(played: Played, tmp_path: Path) -> None:
@@ -521,7 +513,7 @@ def test_arena_export_writes_the_file_or_stdout_and_says_what_it_wrote(played: P
     games = len({row["episode_id"] for row in expected})
     assert done.stdout.strip() == f"wrote {len(expected)} messages rows from {games} games to {target}"
     piped = subprocess.run([ARENA, "export", "--format", "episodes", "-o", "-", "--db", played.url,
-                            "--tournament", "cup"], capture_output=True, timeout=300)
+                            "--tournament", "cup"], capture_output=True, timeout=300)  # bytes on a real stdout
     assert piped.returncode == 0 and [json.loads(line)["tournament"] for line in piped.stdout.splitlines()] == [
         "cup", "cup"]
     assert b"wrote 2 episodes rows from 2 games to stdout" in piped.stderr

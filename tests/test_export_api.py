@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from helpers import play_games
-from server_helpers import ARENA
+from helpers import arena, play_games
 
 from arena.play import schedule
 
@@ -29,8 +27,7 @@ def test_the_server_streams_what_the_command_writes(server, db_url: str, tmp_pat
                          ("episodes", "&env=TicTacToe-v0&since=2000-01-01")):
         target = tmp_path / f"{fmt}.jsonl"
         flags = [f"--{k.replace('_', '-')}={v}" for k, v in (p.split("=") for p in options.split("&")[1:])]
-        done = subprocess.run([ARENA, "export", "--format", fmt, "-o", str(target), "--db", db_url, *flags],
-                              capture_output=True, text=True, timeout=120)
+        done = arena("export", "--format", fmt, "-o", str(target), "--db", db_url, *flags)
         assert done.returncode == 0, done.stderr
         status, body = fetch(f"{srv.url}/api/export?format={fmt}{options}")
         assert status == 200 and body == target.read_bytes() and body.count(b"\n") >= 6

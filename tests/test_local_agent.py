@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
-from helpers import play_games
-from server_helpers import ARENA, Client, InProcessServer
+from helpers import arena, play_games
+from server_helpers import Client, InProcessServer
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
@@ -19,9 +18,8 @@ from arena.store.models import EpisodeRow, TurnRow
 
 
 def test_a_real_small_model_plays_a_game_and_every_turn_is_recorded(db_url: str) -> None:
-    result = subprocess.run([ARENA, "play", "TicTacToe-v0", "--agents", "local?max_tokens=16&seed=1,first",
-                             "--games", "1", "--seed", "3", "--db", db_url],
-                            capture_output=True, text=True, timeout=600)
+    result = arena("play", "TicTacToe-v0", "--agents", "local?max_tokens=16&seed=1,first", "--games", "1", "--seed",
+                   "3", "--db", db_url)
     assert result.returncode == 0, result.stderr
     engine = create_engine(db_url)
     with Session(engine) as session:
@@ -69,8 +67,7 @@ def test_choices_with_quotes_and_backslashes_are_escaped_in_the_grammar() -> Non
 
 def test_a_missing_gguf_file_fails_at_start_up(db_url: str, tmp_path) -> None:
     missing = tmp_path / "nope.gguf"
-    result = subprocess.run([ARENA, "play", "TicTacToe-v0", "--agents", f"local:{missing},first", "--db", db_url],
-                            capture_output=True, text=True, timeout=120)
+    result = arena("play", "TicTacToe-v0", "--agents", f"local:{missing},first", "--db", db_url)
     assert result.returncode == 2 and f"GGUF file not found: {missing}" in result.stderr
 
 

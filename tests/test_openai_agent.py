@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import pytest
-from helpers import play_games
-from server_helpers import ARENA
+from helpers import arena, play_games
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -52,10 +50,10 @@ def test_every_game_has_its_request_in_flight_at_once_and_turns_record_everythin
         await other.close()
         return results
 
-    with FakeLLM(latency=0.2) as llm:
+    with FakeLLM(latency=0.2, gather=32) as llm:  # the first answers wait until all 32 games asked
         results = asyncio.run(run())
     assert all(r.outcome.status == "finished" for r in results)
-    assert llm.peak >= 32, f"only {llm.peak} requests were in flight at once"
+    assert llm.peak == 32, f"only {llm.peak} requests were in flight at once"
     with Session(engine) as session:
         turn = session.scalars(select(TurnRow).order_by(TurnRow.id)).first()
     info = turn.info
@@ -195,11 +193,9 @@ def test_bad_openai_specs_are_refused() -> None:
 def test_arena_play_with_an_openai_agent_end_to_end(db_url: str) -> None:
     with FakeLLM() as llm:
         spec = f"openai:test-model?base_url={llm.base_url},random"
-        ok = subprocess.run([ARENA, "play", "TicTacToe-v0", "--agents", spec, "--games", "2", "--db", db_url],
-                            capture_output=True, text=True, timeout=120)
+        ok = arena("play", "TicTacToe-v0", "--agents", spec, "--games", "2", "--db", db_url)
         assert ok.returncode == 0, ok.stderr
-        missing = subprocess.run([ARENA, "play", "TicTacToe-v0", "--agents",
-                                  f"openai:nope?base_url={llm.base_url},random", "--db", db_url],
-                                 capture_output=True, text=True, timeout=120)
+        missing = arena("play", "TicTacToe-v0", "--agents", f"openai:nope?base_url={llm.base_url},random", "--db",
+                        db_url)
     assert missing.returncode == 2 and "does not serve model 'nope'" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import arena
 from openenv.core import GenericEnvClient
 from openenv.core.client_types import StepResult
 from openenv.core.env_server.types import Action
-from server_helpers import ARENA, InProcessServer, ServerUnderTest
+from server_helpers import InProcessServer, ServerUnderTest
 from websockets.asyncio.client import connect
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "openenv_client.py"
@@ -226,8 +227,8 @@ def test_the_same_seed_gives_the_same_game(srv: ServerUnderTest) -> None:
 
 
 def test_a_registered_agent_plays_with_its_token(srv: ServerUnderTest) -> None:
-    created = subprocess.run([ARENA, "agents", "create", "oe-token", "--db", srv.db_url], capture_output=True,
-                             text=True, timeout=60, check=True)
+    created = arena("agents", "create", "oe-token", "--db", srv.db_url)
+    assert created.returncode == 0, created.stderr
     token = created.stdout.split()[-1]
     with client(srv).sync() as env:
         result = env.reset(token=token, seat=0)

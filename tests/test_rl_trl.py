@@ -6,12 +6,13 @@ import inspect
 from pathlib import Path
 
 import pytest
+from helpers import needed
 from rl_helpers import WrongThenRight, write_math_file
 
 from arena.envs.math_env import MathEnv
 from arena.envs.trl import ArenaToolEnv, environment_factory, reward_funcs, rollout_func
 
-trl = pytest.importorskip("trl", reason="TRL is not installed here; it installs beside vLLM in .venv-vllm "
+trl = needed("trl", reason="TRL is not installed here; it installs beside vLLM in .venv-vllm "
                                         "(pip install trl==1.16.0), where these tests run")
 
 

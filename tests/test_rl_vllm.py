@@ -1,21 +1,19 @@
-"""RL rollouts on a real vLLM engine (vLLM's CPU build, Gemma 3 270M): token ids from the engine, masks that
-line up with Gemma's own tokenizer, and `evaluate_llm` with a `vllm.LLM`.
+"""RL rollouts on a real vLLM engine (vLLM's CPU build, Gemma 3 270M): token ids from the engine (the suite's
+shared one), masks that line up with Gemma's own tokenizer, and `evaluate_llm` with a `vllm.LLM`.
 
 These need vLLM, so they run in `.venv-vllm`, which `make test` builds (see tests/test_vllm_agent.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
-
 import pytest
+from helpers import VLLM_SPEC, installed
 
 from arena.envs.textarena_env import TextArenaMultistepEnv
 from arena.envs.tokens import TokenChat, load_tokenizer
 from arena.prompting import PLAIN_CUE
 
-HAS_VLLM = importlib.util.find_spec("vllm") is not None
+HAS_VLLM = installed("vllm")
 pytestmark = [pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed here: `make test` runs this in "
                                                       ".venv-vllm"), pytest.mark.slow]
 ENV = "TicTacToe-v0"
@@ -54,28 +52,27 @@ def test_masks_line_up_with_gemmas_own_tokenizer(model_folder: str) -> None:
     assert load_tokenizer(model_folder).encode("\n\nBoard two: '[0]'" + PLAIN_CUE) == ids[slice(*_runs(mask, 0)[1])]
 
 
-def test_rollout_token_ids_and_logprobs_come_from_the_engine() -> None:
+@pytest.mark.asyncio(loop_scope="session")
+async def test_rollout_token_ids_and_logprobs_come_from_the_engine(vllm_agent) -> None:
     from agents.specs import build_agent, parse_spec
 
-    async def run() -> tuple[list, list]:
-        agent = build_agent(parse_spec("vllm?max_tokens=6&temperature=0.8&seed=3"))
-        await agent.start()
-        sampled: list[list[int]] = []
-        generate = agent.generate
+    agent = build_agent(parse_spec(VLLM_SPEC.replace("max_tokens=8", "max_tokens=6")))  # the suite's engine
+    await agent.start()
+    assert agent._engine is vllm_agent._engine
+    sampled: list[list[int]] = []
+    generate = agent.generate
 
-        async def spy(messages, prompt_ids=None, choices=None):
-            reply = await generate(messages, prompt_ids, choices)
-            sampled.append(reply.token_ids)
-            return reply
+    async def spy(messages, prompt_ids=None, choices=None):
+        reply = await generate(messages, prompt_ids, choices)
+        sampled.append(reply.token_ids)
+        return reply
 
-        agent.generate = spy
-        try:
-            env = TextArenaMultistepEnv(ENV, opponent="first", max_steps_per_episode=4)
-            return await env.rollout(agent, 3, concurrency=3), sampled
-        finally:
-            await agent.close()
-
-    episodes, sampled = asyncio.run(run())
+    agent.generate = spy
+    try:
+        env = TextArenaMultistepEnv(ENV, opponent="first", max_steps_per_episode=4)
+        episodes = await env.rollout(agent, 3, concurrency=3)
+    finally:
+        await agent.close()
     trajectories = [t for e in episodes for t in e.trajectories]
     assert all(t.token_source == "engine" for t in trajectories)
     ours = sorted(tuple(t.token_ids[a:b]) for t in trajectories for a, b in _runs(t.mask, 1))
@@ -86,6 +83,7 @@ def test_rollout_token_ids_and_logprobs_come_from_the_engine() -> None:
 
 
 def test_evaluate_llm_with_a_vllm_llm(model_folder: str) -> None:
+    # A user's own `vllm.LLM` is an engine of its own (vLLM's synchronous one): the suite starts it here, once.
     from vllm import LLM
 
     llm = LLM(model=model_folder, max_model_len=2048, enforce_eager=True, gpu_memory_utilization=0.3, seed=1)

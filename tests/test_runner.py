@@ -4,6 +4,7 @@ forfeits, recording, and every episode ending finished or aborted whatever fails
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from helpers import ScriptedAgent
@@ -20,22 +21,32 @@ from arena.store.models import EpisodeRow, RatingRow, SeatRow, TurnRow
 
 
 class Gauge:
-    """Counts calls in flight across agents, and the most at once."""
+    """Counts calls in flight across agents, and the most at once. The first calls wait until `gather` of them
+    are in flight together (30 s at most), so that the peak needs no timing luck."""
 
-    def __init__(self) -> None:
+    def __init__(self, gather: int) -> None:
         self.now = self.peak = 0
+        self.gather = gather
+        self.gathered = asyncio.Event()
+
+    async def enter(self) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        if self.now >= self.gather:
+            self.gathered.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.gathered.wait(), 30)
 
 
 class CountingAgent(Agent):
-    """Plays like `first`, slowly, counting its calls on a shared gauge."""
+    """Plays like `first`, counting its calls on a shared gauge."""
 
     def __init__(self, name: str, gauge: Gauge) -> None:
         self.name, self.gauge = name, gauge
 
     async def decide(self, observation: str, context: TurnContext) -> Decision:
-        self.gauge.now += 1
-        self.gauge.peak = max(self.gauge.peak, self.gauge.now)
-        await asyncio.sleep(0.05)
+        await self.gauge.enter()
+        await asyncio.sleep(0.01)
         self.gauge.now -= 1
         return await FirstAgent().decide(observation, context)
 
@@ -82,7 +93,7 @@ def episode(engine, episode_id: int) -> EpisodeRow:
 
 
 async def test_every_game_calls_its_agents_concurrently(db_url, engine) -> None:
-    gauge = Gauge()
+    gauge = Gauge(gather=24)
     agents = [CountingAgent("a", gauge), CountingAgent("b", gauge)]
     async with Arena(db_url) as arena:
         results = await arena.play_all(schedule("TicTacToe-v0", agents, 24, 0), concurrency=24)
@@ -95,7 +106,7 @@ async def test_every_game_calls_its_agents_concurrently(db_url, engine) -> None:
 
 
 async def test_concurrency_limit_is_respected(db_url) -> None:
-    gauge = Gauge()
+    gauge = Gauge(gather=3)
     async with Arena(db_url) as arena:
         await arena.play_all(schedule("TicTacToe-v0", [CountingAgent("a", gauge), CountingAgent("b", gauge)], 12, 0),
                              concurrency=3)

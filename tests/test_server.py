@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import arena
 from prometheus_client.parser import text_string_to_metric_families
 from server_helpers import Client, ServerProcess, first_move
 from sqlalchemy import create_engine, select
@@ -334,18 +335,16 @@ async def test_sdk_reconnects_and_resumes_after_a_network_drop(server, db_url: s
 
 
 def test_arena_connect_plays_games_from_the_command_line(server, db_url: str) -> None:
-    import subprocess
 
-    from server_helpers import ARENA
 
     [token] = make_tokens(db_url, "cli-bot")
     srv = server("--house-wait", "0.2")
-    result = subprocess.run([ARENA, "connect", f"ws://127.0.0.1:{srv.port}", "--token", token, "--agent", "first",
-                             "--env", "TicTacToe-v0", "--games", "2"], capture_output=True, text=True, timeout=120)
+    result = arena("connect", f"ws://127.0.0.1:{srv.port}", "--token", token, "--agent", "first", "--env",
+                   "TicTacToe-v0", "--games", "2")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("reward") == 2 and "rating" in result.stdout
-    bad = subprocess.run([ARENA, "connect", f"ws://127.0.0.1:{srv.port}", "--token", "nope", "--agent", "first",
-                          "--env", "TicTacToe-v0"], capture_output=True, text=True, timeout=120)
+    bad = arena("connect", f"ws://127.0.0.1:{srv.port}", "--token", "nope", "--agent", "first", "--env",
+                "TicTacToe-v0")
     assert bad.returncode == 2 and "bad_token" in bad.stderr
 
 

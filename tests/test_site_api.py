@@ -5,12 +5,11 @@ rating history, and logs that keep a live game's secrets."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import urllib.error
 import urllib.request
 
-from helpers import play_games
-from server_helpers import ARENA, Client, ServerUnderTest
+from helpers import arena, play_games
+from server_helpers import Client, ServerUnderTest
 from test_server import make_tokens
 
 from agents.moves import valid_moves
@@ -125,9 +124,8 @@ async def test_the_leaderboard_adds_bradley_terry_with_enough_games_and_filters_
         assert entry["bt"]["low"] <= entry["bt"]["rating"] <= entry["bt"]["high"]
         assert entry["rating"] == entry["mu"] - 3 * entry["sigma"]
         assert entry["wins"] + entry["draws"] + entry["losses"] == entry["games"] == 23
-    done = subprocess.run([ARENA, "tournament", "run", "--name", "cup", "--envs", "TicTacToe-v0", "--agents",
-                           "first,random", "--games-per-pair", "4", "--db", db_url],
-                          capture_output=True, text=True, timeout=300)
+    done = await asyncio.to_thread(arena, "tournament", "run", "--name", "cup", "--envs", "TicTacToe-v0", "--agents",
+                                   "first,random", "--games-per-pair", "4", "--db", db_url)
     assert done.returncode == 0, done.stderr
     played = srv.get("/api/tournaments/cup")["games_played"]
     cup = srv.get("/api/leaderboard?env=TicTacToe-v0&tournament=cup")

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 from collections import Counter
 
-from helpers import play_games
-from server_helpers import ARENA, Client
+from helpers import arena, play_games
+from server_helpers import Client
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -95,8 +94,7 @@ async def test_a_guest_against_the_house_filling_the_table_is_rated_over_the_ser
     assert (board["random"]["mu"], board["random"]["sigma"]) == (25.0, 25 / 3), "the house is not rated"
     assert board["guest:ada"]["mu"] == over.mu_after
     srv.stop()  # every result told is committed: nothing is lost by stopping here
-    rebuild = subprocess.run([ARENA, "ratings", "rebuild", "--db", db_url], capture_output=True, text=True,
-                             timeout=300)
+    rebuild = await asyncio.to_thread(arena, "ratings", "rebuild", "--db", db_url)
     assert rebuild.returncode == 0 and "every rebuilt rating equals the stored one" in rebuild.stdout, rebuild.stdout
 
 

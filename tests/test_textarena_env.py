@@ -265,7 +265,7 @@ async def test_evaluate_llm_against_an_openai_compatible_server() -> None:
 
 
 async def test_a_rollouts_llm_requests_are_in_flight_together() -> None:
-    with FakeLLM(latency=0.3) as fake:
+    with FakeLLM(gather=12) as fake:  # the first requests are answered once all 12 games' are in flight
         env = TextArenaMultistepEnv(ENV, opponent="self")
         episodes = await env.rollout(f"openai:test-model?base_url={fake.base_url}", 12, concurrency=12)
         assert fake.peak == 12, f"at most {fake.peak} of 12 games' requests were in flight at once"

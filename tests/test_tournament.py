@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import ARENA, TESTS, arena
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -30,14 +30,7 @@ from arena.tournament.formats import (
 )
 from arena.tournament.run import swiss_state
 
-ARENA = str(Path(sys.executable).parent / "arena")
-TESTS = Path(__file__).resolve().parent
 SLOW = "python:fixtures.slow_agents:SlowRandom?delay={delay}&seed={seed}"
-
-
-def arena(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([ARENA, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "200", "PYTHONPATH": str(TESTS)})
 
 
 def episodes_by_status(url: str) -> Counter:
@@ -156,7 +149,6 @@ def test_a_swiss_tournament_plays_its_rounds_without_repeats(tmp_path: Path) -> 
         rows = session.scalars(select(TournamentGameRow).order_by(TournamentGameRow.idx)).all()
         assert sorted({r.round for r in rows}) == [0, 1, 2]
         pairings = [(r.round, frozenset(r.seats)) for r in rows]
-        assert all(Counter(p for _, p in set(pairings)).values()), "set of distinct pairings"
         assert len({p for _, p in pairings}) == len(set(pairings)) == 3 * 3, "9 pairings, none repeated"
         assert len(rows) == 3 * 3 * 2 * 2
         assert session.scalar(select(func.count()).select_from(EpisodeRow)

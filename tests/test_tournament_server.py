@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from server_helpers import ARENA, Client, ServerUnderTest
+from helpers import ARENA, arena
+from server_helpers import Client, ServerUnderTest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
@@ -24,11 +24,6 @@ from arena.store.database import open_database
 from arena.store.models import EpisodeRow, TournamentGameRow, TournamentRow
 
 ENV = "TicTacToe-v0"
-
-
-def arena(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([ARENA, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "200"})
 
 
 def create_agents(db_url: str, *names: str) -> dict[str, str]:

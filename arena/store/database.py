@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 DEFAULT_URL = "sqlite:///arena.db"
 
@@ -50,6 +50,8 @@ def create(url: str) -> Engine:
 
 def alembic_config() -> Config:
     """Alembic configuration pointing at the packaged `migrations/` folder."""
+    from alembic.config import Config
+
     import migrations
 
     config = Config()
@@ -59,6 +61,10 @@ def alembic_config() -> Config:
 
 def upgrade(engine: Engine) -> list[str]:
     """Apply pending migrations; returns the revisions applied (empty when up to date)."""
+    from alembic import command  # imported here: the writer process and most readers never migrate
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     config = alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.begin() as connection:

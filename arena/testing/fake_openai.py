@@ -1,7 +1,8 @@
 """An OpenAI-compatible chat-completions server for tests and benchmarks, on localhost in a thread.
 
 It answers with the first move the game lists (or with `reply(messages)` when set), after `latency`
-seconds; `fail` is a list of HTTP statuses to answer first (one per request), `malformed` makes every
+seconds (and, with `gather=N`, not before N requests were in flight at once: a test of concurrency then
+needs no timing luck); `fail` is a list of HTTP statuses to answer first (one per request), `malformed` makes every
 answer an unusable body, and it counts requests in flight. `/v1/completions` takes a prompt of token
 ids, as vLLM's server does, reads it with `decode` (set it to the tokenizer the client uses), and answers
 with token ids and logprobs of its own (one id per character: `ord`), as vLLM's `return_token_ids` does.
@@ -12,6 +13,7 @@ of its choices, the answer it would give when that is one, else the first (unles
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import time
@@ -30,8 +32,8 @@ from arena.testing.ports import free_port
 class FakeLLM:
     """Configurable behaviour plus what it saw."""
 
-    def __init__(self, model: str = "test-model", latency: float = 0.0) -> None:
-        self.model, self.latency = model, latency
+    def __init__(self, model: str = "test-model", latency: float = 0.0, gather: int = 0) -> None:
+        self.model, self.latency, self.gather = model, latency, gather
         self.fail: list[int] = []
         self.malformed = False
         self.think = False
@@ -44,6 +46,7 @@ class FakeLLM:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._server: uvicorn.Server | None = None
+        self._gathered: asyncio.Event | None = None  # set once `gather` requests were in flight (server's loop)
 
     def app(self) -> Starlette:
         """The Starlette application: /v1/models, /v1/chat/completions, and /stats for counts."""
@@ -65,6 +68,7 @@ class FakeLLM:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
+            await self._wait_for_company()
             await asyncio.sleep(self.latency)
             if self.fail:
                 return PlainTextResponse("try again", status_code=self.fail.pop(0))
@@ -76,6 +80,17 @@ class FakeLLM:
             return JSONResponse(self._completion(body))
         finally:
             self.in_flight -= 1
+
+    async def _wait_for_company(self) -> None:
+        """With `gather`, hold the request until that many are in flight (for 60 s at most); once they were, no
+        request waits again."""
+        if not self.gather:
+            return
+        self._gathered = self._gathered or asyncio.Event()
+        if self.in_flight >= self.gather:
+            self._gathered.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._gathered.wait(), 60)
 
     def _completion(self, body: dict) -> dict:
         if "prompt" in body:
