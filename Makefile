@@ -99,7 +99,8 @@ run: lock-check $(VENV)/.installed
 	$(VENV)/bin/arena serve
 
 # `make test` times each phase and ends with a summary (tests/timings.py), also when a phase fails. The vLLM venv
-# installs (downloads, mostly) while the main suite runs; its log is printed once the main suite is done.
+# installs (downloads, mostly) while the main suite runs: its phase is the wait left after the main suite, and its
+# log is printed then.
 ARTIFACTS = test-artifacts
 TIMINGS = $(ARTIFACTS)/timings.tsv
 SUMMARY = $(PYTHON) tests/timings.py $(TIMINGS) $(ARTIFACTS)/*-suite.xml
@@ -123,7 +124,7 @@ test: lock-check
 	$(call timed,main suite,$(MAIN_SUITE) --junitxml=$(ARTIFACTS)/main-suite.xml); \
 	if [ -z "$(VLLM_PYTHON)" ]; then echo "skipped the vllm suite: no Python 3.11 (tried: $(VLLM_PYTHON_CANDIDATES))"; \
 	else \
-		$(call timed,vLLM installs (after the main suite),wait $$vllm_installs; installed=$$?; \
+		$(call timed,vLLM installs,wait $$vllm_installs; installed=$$?; \
 			cat $(ARTIFACTS)/vllm-installs.log; [ $$installed = 0 ]); \
 		$(call timed,vLLM suite,$(VLLM_SUITE) --junitxml=$(ARTIFACTS)/vllm-suite.xml); \
 	fi

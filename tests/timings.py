@@ -38,10 +38,11 @@ def file_times(reports: list[Path]) -> tuple[Counter, Counter]:
 def main(argv: list[str]) -> int:
     """Print the summary."""
     timed = phases(Path(argv[0]))
+    width = max([len(name) for name, _ in timed] + [5])
     print("\nTiming summary (wall time)")
     for name, seconds in timed:
-        print(f"  {name:<16} {seconds / 60:5.1f} min  ({seconds:.0f} s)")
-    print(f"  {'total':<16} {sum(s for _, s in timed) / 60:5.1f} min")
+        print(f"  {name:<{width}}  {seconds / 60:5.1f} min  ({seconds:.0f} s)")
+    print(f"  {'total':<{width}}  {sum(s for _, s in timed) / 60:5.1f} min")
     seconds, tests = file_times([Path(arg) for arg in argv[1:]])
     if seconds:
         print(f"The {min(SLOWEST_FILES, len(seconds))} slowest test files (test time summed over the workers):")
